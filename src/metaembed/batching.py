@@ -1,0 +1,91 @@
+"""Lists of texts and images -> left-padded backbone inputs for one side.
+
+This is the part of batching every caller shares (encoding, training collators, evaluation):
+prompt templates, the backbone's image marker, image decoding with clear errors, and the
+per-image visual-token bound the processor enforces (min/max pixels).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+from PIL import Image, UnidentifiedImageError
+
+from metaembed.prompts import Side, check_side, format_prompt
+
+ImageLike = Union[Image.Image, str, Path, bytes, dict, None]
+
+
+class ImageDecodeError(ValueError):
+    """An image could not be read; the message names its source."""
+
+
+def load_image(image: ImageLike, where: str = "image") -> Image.Image | None:
+    """Open a path, raw bytes, a {'bytes'|'path'} record (HF Image) or a PIL image, as RGB."""
+    if image is None:
+        return None
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, dict):  # how `datasets` stores an Image feature
+        data, path = image.get("bytes"), image.get("path")
+        return load_image(data if data is not None else path, where)
+    source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else Path(image)
+    label = f"{len(image)} bytes" if isinstance(image, (bytes, bytearray)) else str(image)
+    try:
+        with Image.open(source) as opened:
+            return opened.convert("RGB")
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{where}: image file not found: {label}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageDecodeError(f"{where}: cannot decode image ({label}): {error}") from None
+
+
+def image_marker(processor: Any) -> str:
+    """The text one image becomes before the processor expands it to its visual tokens."""
+    tokenizer = processor.tokenizer
+    start = getattr(tokenizer, "vision_start_token", None) or "<|vision_start|>"
+    end = getattr(tokenizer, "vision_end_token", None) or "<|vision_end|>"
+    return f"{start}{processor.image_token}{end}"
+
+
+def build_batch(
+    processor: Any,
+    side: Side,
+    texts: Sequence[str | None] | None = None,
+    images: Sequence[ImageLike] | None = None,
+):
+    """Prompted, tokenised, left-padded inputs (a transformers BatchFeature of tensors)."""
+    check_side(side)
+    texts, images = _align(texts, images)
+    decoded = [load_image(image, where=f"{side} {index}") for index, image in enumerate(images)]
+    marker = image_marker(processor)
+    prompts = []
+    for index, (text, image) in enumerate(zip(texts, decoded)):
+        try:
+            prompts.append(format_prompt(side, text, image is not None, marker))
+        except ValueError as error:
+            raise ValueError(f"{side} {index}: {error}") from None
+    present = [image for image in decoded if image is not None]
+    return processor(
+        text=prompts,
+        images=present or None,
+        padding=True,
+        padding_side="left",
+        return_tensors="pt",
+    )
+
+
+def _align(texts, images) -> tuple[list, list]:
+    if texts is None and images is None:
+        raise ValueError("give texts, images or both")
+    size = len(texts) if texts is not None else len(images)
+    texts = list(texts) if texts is not None else [None] * size
+    images = list(images) if images is not None else [None] * size
+    if len(texts) != len(images):
+        raise ValueError(f"texts ({len(texts)}) and images ({len(images)}) must have the same length")
+    if size == 0:
+        raise ValueError("empty batch: give at least one text or image")
+    return texts, images

@@ -1,0 +1,1 @@
+"""Measured benchmarks, run as `metaembed bench ...`."""

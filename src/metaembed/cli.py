@@ -1,0 +1,46 @@
+"""The `metaembed` command.
+
+Each sub-command lives in a module of `metaembed.commands` (or `metaembed.benchmarks`) that
+exposes `configure(parser)` and `run(args) -> int`. Those modules import torch and friends
+inside `run`, so building the parser (and `metaembed --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# (command words, module, one-line help): ("bench", "scoring") becomes `metaembed bench scoring`.
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("demo",), "metaembed.commands.demo",
+     "build the tiny model, encode generated queries and candidates, print scores at every budget"),
+    (("backbone", "build-tiny"), "metaembed.commands.backbone",
+     "build (or rebuild) the offline tiny Qwen2-VL-family backbone"),
+    (("bench", "scoring"), "metaembed.benchmarks.scoring",
+     "measure MaxSim throughput against this machine's matmul and bandwidth roofline"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metaembed", description="MetaEmbed multimodal retrieval")
+    subparsers = {(): parser.add_subparsers(dest="command", required=True, metavar="COMMAND")}
+    for words, module_name, help_text in COMMANDS:
+        for depth in range(1, len(words)):
+            group = words[:depth]
+            if group not in subparsers:
+                group_parser = subparsers[group[:-1]].add_parser(group[-1], help=f"{group[-1]} commands")
+                subparsers[group] = group_parser.add_subparsers(dest=f"command{depth}", required=True, metavar="COMMAND")
+        leaf = subparsers[words[:-1]].add_parser(words[-1], help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.configure(leaf)
+        leaf.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

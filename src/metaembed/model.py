@@ -1,0 +1,304 @@
+"""MetaEmbed: learnable meta tokens appended to a VLM's input; their last-layer states embed it.
+
+Every input is laid out as `[input tokens | R_q query meta | R_c candidate meta]` (left padding,
+causal attention). A query reads the states at the query-meta positions, a candidate at the
+candidate-meta positions. Under causal attention nothing after the query-meta block can change
+it, so queries are run with only their own meta tokens appended: same embeddings, fewer positions.
+
+Pooling modes serve the baselines: `meta` (MetaEmbed), `last` (one vector from the last token)
+and `tokens` (every non-padding output token, with a mask).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from metaembed.backbones import Backbone, BackboneParams, load_backbone
+from metaembed.batching import ImageLike, build_batch
+from metaembed.prompts import Side, check_side
+
+CONFIG_FILE = "metaembed_config.json"
+HEAD_FILE = "metaembed_head.safetensors"  # meta table and projection
+BACKBONE_DIR = "backbone"  # full backbone weights (no LoRA)
+ADAPTER_DIR = "adapter"  # LoRA adapter only; the base is reloaded from its source
+
+
+class LoraParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    r: int = Field(32, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class ModelParams(BaseModel):
+    """params.yaml `model:`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_query_meta: int = Field(16, gt=0)
+    num_candidate_meta: int = Field(64, gt=0)
+    pooling: Literal["meta", "last", "tokens"] = "meta"
+    projection_dim: int | None = Field(None, gt=0)
+    gradient_checkpointing: bool = False
+    lora: LoraParams = LoraParams()
+
+
+class MetaEmbed(nn.Module):
+    def __init__(self, backbone: Backbone, params: ModelParams | None = None, backbone_params: BackboneParams | None = None):
+        super().__init__()
+        self.params = params or ModelParams()
+        self.backbone_params = backbone_params or BackboneParams(name_or_path=backbone.source)
+        self.processor = backbone.processor
+        self.family = backbone.family
+        hidden = backbone.hidden_size
+        self.decoder = backbone.model  # replaced by its PEFT wrapper when LoRA is on
+        total_meta = self.params.num_query_meta + self.params.num_candidate_meta
+        self.meta = nn.Embedding(total_meta, hidden) if self.params.pooling == "meta" else None
+        self.projection = nn.Linear(hidden, self.params.projection_dim) if self.params.projection_dim else None
+        self._init_head()
+        if self.params.lora.enabled:
+            self._apply_lora()
+        if self.params.gradient_checkpointing:
+            self._base().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    # ---- public API -------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self.params.projection_dim or self._base().config.text_config.hidden_size
+
+    def num_vectors(self, side: Side) -> int | None:
+        """Vectors per embedding of a side; None where it varies with the input (`tokens`)."""
+        check_side(side)
+        if self.params.pooling == "last":
+            return 1
+        if self.params.pooling == "tokens":
+            return None
+        return self.params.num_query_meta if side == "query" else self.params.num_candidate_meta
+
+    def encode_queries(self, texts=None, images=None, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode("query", texts, images, budget)
+
+    def encode_candidates(self, texts=None, images=None, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode("candidate", texts, images, budget)
+
+    def encode(
+        self,
+        side: Side,
+        texts: list[str | None] | None = None,
+        images: list[ImageLike] | None = None,
+        budget: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed a mixed batch of text, image and text+image inputs: `(embeddings [B, R, D], mask [B, R])`.
+
+        `budget` keeps the first r vectors of the side (`meta` pooling) and appends only the meta
+        tokens those need, which is exactly the prefix of the full embedding at less cost.
+        Autograd follows the caller's context: wrap in `torch.inference_mode()` to encode a corpus.
+        """
+        batch = build_batch(self.processor, side, texts, images)
+        return self(side, **batch, budget=budget)
+
+    def forward(
+        self,
+        side: Side,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mm_token_type_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_grid_thw: torch.Tensor | None = None,
+        budget: int | None = None,
+        **_: object,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        check_side(side)
+        count = self._check_budget(side, budget)
+        device = self.device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        if mm_token_type_ids is None:
+            mm_token_type_ids = (input_ids == self.processor.image_token_id).long()
+        mm_token_type_ids = mm_token_type_ids.to(device)
+        num_meta = self._meta_to_append(side, count)
+        if num_meta:
+            input_ids, attention_mask, mm_token_type_ids = _append_slots(input_ids, attention_mask, mm_token_type_ids, num_meta)
+        hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
+        vectors, mask = self._pool(hidden, attention_mask, count)
+        if self.projection is not None:
+            vectors = self.projection(vectors)
+        vectors = F.normalize(vectors.float(), dim=-1) * mask.unsqueeze(-1)
+        return vectors, mask
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def trainable_parameters(self) -> dict[str, int]:
+        return {name: p.numel() for name, p in self.named_parameters() if p.requires_grad}
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _base(self):
+        """The underlying transformers model, through the PEFT wrapper if there is one."""
+        return self.decoder.get_base_model() if hasattr(self.decoder, "get_base_model") else self.decoder
+
+    def _init_head(self) -> None:
+        embeddings = self._base().get_input_embeddings().weight
+        # Start meta tokens at the scale of real token embeddings so early steps are well-conditioned.
+        if self.meta is not None:
+            with torch.no_grad():
+                self.meta.weight.normal_(0.0, float(embeddings.detach().float().std()))
+            self.meta.to(embeddings.dtype)
+        if self.projection is not None:
+            self.projection.to(embeddings.dtype)
+
+    def _apply_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = self.params.lora
+        # A regex keeps LoRA on the language model: Qwen2.5-VL's vision MLP reuses the same names.
+        pattern = rf".*language_model.*\.({'|'.join(lora.target_modules)})$"
+        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=pattern)
+        self.decoder = get_peft_model(self.decoder, config)
+        if self.params.gradient_checkpointing:
+            self._base().enable_input_require_grads()
+
+    def _check_budget(self, side: Side, budget: int | None) -> int | None:
+        full = self.num_vectors(side)
+        if budget is None:
+            return full
+        if self.params.pooling != "meta":
+            raise ValueError(f"a budget applies to meta pooling only; this model pools with {self.params.pooling!r}")
+        if not 1 <= budget <= full:
+            raise ValueError(f"{side} budget {budget} is outside 1..{full} (the model has {full} {side} meta tokens)")
+        return budget
+
+    def _meta_to_append(self, side: Side, count: int | None) -> int:
+        if self.meta is None:
+            return 0
+        # Candidate meta tokens sit after all query meta tokens, which they attend to.
+        return count if side == "query" else self.params.num_query_meta + count
+
+    def _run_decoder(self, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta):
+        base = self._base()
+        embeds = base.get_input_embeddings()(input_ids)
+        if num_meta:
+            meta = self.meta.weight[:num_meta].to(embeds.dtype)
+            embeds = torch.cat([embeds[:, :-num_meta], meta.unsqueeze(0).expand(embeds.shape[0], -1, -1)], dim=1)
+        if image_grid_thw is not None:
+            image_grid_thw = image_grid_thw.to(input_ids.device)
+            pixel_values = pixel_values.to(input_ids.device)
+        # Positions from the attention mask, so left padding never shifts them (batch-invariant).
+        position_ids, _ = base.get_rope_index(
+            input_ids=input_ids,
+            mm_token_type_ids=mm_token_type_ids,
+            image_grid_thw=image_grid_thw,
+            attention_mask=attention_mask,
+        )
+        output = self.decoder(
+            input_ids=input_ids,
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            pixel_values=pixel_values,
+            image_grid_thw=image_grid_thw,
+            mm_token_type_ids=mm_token_type_ids,
+            use_cache=False,
+        )
+        return output.last_hidden_state
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor, count: int | None):
+        batch = hidden.shape[0]
+        if self.params.pooling == "meta":
+            vectors = hidden[:, -count:]
+        elif self.params.pooling == "last":
+            vectors = hidden[:, -1:]  # left padding: the last position is always a real token
+        else:
+            return hidden, attention_mask.bool()
+        return vectors, torch.ones(batch, vectors.shape[1], dtype=torch.bool, device=hidden.device)
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config, head and backbone (full, or the LoRA adapter) as safetensors."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        head = {name: tensor.detach().contiguous().cpu() for name, tensor in self._head_state().items()}
+        save_file(head, directory / HEAD_FILE)
+        if self.params.lora.enabled:
+            self.decoder.save_pretrained(directory / ADAPTER_DIR, safe_serialization=True)
+        else:
+            self._base().save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
+        self.processor.save_pretrained(directory / BACKBONE_DIR)
+        config = {
+            "format": 1,
+            "family": self.family,
+            "model": self.params.model_dump(),
+            "backbone": self.backbone_params.model_dump(),
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "MetaEmbed":
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} not found: not a folder written by MetaEmbed.save_pretrained")
+        config = json.loads(config_path.read_text())
+        params = ModelParams.model_validate(config["model"])
+        backbone_params = BackboneParams.model_validate(config["backbone"])
+        lora = params.lora.enabled
+        source = backbone_params.name_or_path if lora else str(directory / BACKBONE_DIR)
+        backbone = load_backbone(backbone_params, name_or_path=source)
+        backbone.processor = _load_saved_processor(directory, backbone_params)
+        model = cls(backbone, params.model_copy(update={"lora": params.lora.model_copy(update={"enabled": False})}), backbone_params)
+        if lora:
+            from peft import PeftModel
+
+            model.decoder = PeftModel.from_pretrained(model.decoder, directory / ADAPTER_DIR, is_trainable=True)
+            model.params = params
+        model._load_head(load_file(directory / HEAD_FILE))
+        return model.to(device).eval()  # like transformers: inference mode until .train()
+
+    def _head_state(self) -> dict[str, torch.Tensor]:
+        state = {}
+        if self.meta is not None:
+            state["meta.weight"] = self.meta.weight
+        if self.projection is not None:
+            state["projection.weight"] = self.projection.weight
+            state["projection.bias"] = self.projection.bias
+        return state
+
+    def _load_head(self, tensors: dict[str, torch.Tensor]) -> None:
+        expected = set(self._head_state())
+        if set(tensors) != expected:
+            raise ValueError(f"{HEAD_FILE}: expected tensors {sorted(expected)}, found {sorted(tensors)}")
+        with torch.no_grad():
+            for name, parameter in self._head_state().items():
+                parameter.copy_(tensors[name])
+
+
+def _append_slots(input_ids, attention_mask, mm_token_type_ids, count: int):
+    """Room for `count` meta tokens at the end; their ids only matter as 'not an image token'."""
+    batch = input_ids.shape[0]
+    pad = torch.zeros(batch, count, dtype=input_ids.dtype, device=input_ids.device)
+    return (
+        torch.cat([input_ids, pad], dim=1),
+        torch.cat([attention_mask, torch.ones_like(pad, dtype=attention_mask.dtype)], dim=1),
+        torch.cat([mm_token_type_ids, torch.zeros_like(pad, dtype=mm_token_type_ids.dtype)], dim=1),
+    )
+
+
+def _load_saved_processor(directory: Path, backbone_params: BackboneParams):
+    from metaembed.backbones import load_processor
+
+    return load_processor(directory / BACKBONE_DIR, backbone_params.min_pixels, backbone_params.max_pixels)
