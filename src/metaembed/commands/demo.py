@@ -87,9 +87,9 @@ def _table(budget, scores, cost, query_texts, candidate_texts):
     table = Table(title=title)
     table.add_column("query")
     for index, text in enumerate(candidate_texts):
-        table.add_column(f"c{index}: {text or '[image]'}", justify="right")
+        table.add_column(f"c{index}: {text or '(image)'}", justify="right")
     for row, text in zip(scores.tolist(), query_texts):
         best = max(range(len(row)), key=row.__getitem__)
         cells = [f"[bold]{value:.3f}[/bold]" if index == best else f"{value:.3f}" for index, value in enumerate(row)]
-        table.add_row(text or "[image]", *cells)
+        table.add_row(text or "(image)", *cells)
     return table
