@@ -17,6 +17,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
+# dvc.yaml stages call `metaembed`: the venv's tools come first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install run test bench lock clean
 
@@ -36,7 +38,9 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@touch $@
 
 run: install
-	$(BIN)/metaembed demo
+	metaembed data ensure
+	dvc repro
+	metaembed demo
 
 test: install
 	$(BIN)/python -m pytest -q

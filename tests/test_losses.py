@@ -251,3 +251,28 @@ def test_bad_inputs_raise(overrides, match):
     module = MatryoshkaMultiVectorLoss(SMALL_GROUPS, 0.05, 4, 8)
     with pytest.raises(ValueError, match=match):
         _call(module, **overrides)
+
+
+def test_absent_hard_negatives_are_dropped_not_scored_as_zero():
+    """Queries without a hard negative carry an all-False negative mask: their logits omit it."""
+    torch.manual_seed(3)
+    groups = [(1, 1, 1.0), (2, 4, 1.0)]
+    loss = MatryoshkaMultiVectorLoss(groups=groups, temperature=0.1, num_query_vectors=2, num_candidate_vectors=4)
+    q, pos, neg = (torch.nn.functional.normalize(torch.randn(3, r, 8), dim=-1) for r in (2, 4, 4))
+    neg_mask = torch.ones(3, 4, dtype=torch.bool)
+    neg_mask[1] = False  # query 1 has no hard negative
+
+    def score(query, candidate, r_q, r_c):
+        return (query[:r_q] @ candidate[:r_c].T).amax(dim=1).sum()
+
+    expected = []
+    for r_q, r_c, _ in groups:
+        per_query = []
+        for i in range(3):
+            logits = [score(q[i], pos[j], r_q, r_c) for j in range(3)]
+            if i != 1:
+                logits.append(score(q[i], neg[i], r_q, r_c))
+            per_query.append(-torch.log_softmax(torch.stack(logits) / 0.1, dim=0)[i])
+        expected.append(torch.stack(per_query).mean())
+    got = loss(q, pos, neg, neg_mask=neg_mask)
+    torch.testing.assert_close(got.loss, torch.stack(expected).mean())

@@ -16,6 +16,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "build the tiny model, encode generated queries and candidates, print scores at every budget"),
     (("backbone", "build-tiny"), "metaembed.commands.backbone",
      "build (or rebuild) the offline tiny Qwen2-VL-family backbone"),
+    (("data", "synth"), "metaembed.commands.data_synth",
+     "write the synthetic MMEB/ViDoRe-format benchmark into data/raw from params.yaml `data:`"),
+    (("data", "ensure"), "metaembed.commands.data_ensure",
+     "make data/raw what data.dvc pins: local cache, DVC remote, or regeneration; then verify"),
+    (("data", "prepare"), "metaembed.commands.data_prepare",
+     "the DVC prepare stage: validate data/raw, write manifests and counts to data/prepared"),
     (("bench", "scoring"), "metaembed.benchmarks.scoring",
      "measure MaxSim throughput against this machine's matmul and bandwidth roofline"),
 ]

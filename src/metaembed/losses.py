@@ -14,6 +14,8 @@ are named here):
 * Masks (bool, True = real vector): a masked candidate vector never wins a max; a masked query
   vector contributes 0. A query vector facing a candidate with no real vector inside the budget
   also contributes 0 (the max over an empty set is taken as 0, so the loss stays finite).
+  A hard negative whose mask is all False is absent: batches where only some queries have a
+  hard negative pass zeros with a False mask for the others, and those logits are dropped.
 * Total = (1/G) * sum_g w_g * L_g: the paper writes the plain sum, the authors' code divides by
   the number of groups G, and so do we (it keeps the loss scale independent of G).
 * Distributed: positives (and their masks) are gathered from every rank with gradients, queries
@@ -195,7 +197,10 @@ class MatryoshkaMultiVectorLoss(nn.Module):
         for r_q, r_c, _ in self.groups:
             logits = _budget_scores(sim_pos, q_mask, pos_mask_all.unsqueeze(0), r_q, r_c)
             if sim_neg is not None:
-                logits = torch.cat([logits, _budget_scores(sim_neg, q_mask, neg_mask, r_q, r_c)], dim=1)
+                negative_logits = _budget_scores(sim_neg, q_mask, neg_mask, r_q, r_c)
+                # A hard negative with no real vector at all is absent (its query has none): drop it.
+                negative_logits = negative_logits.masked_fill(~neg_mask.any(dim=-1), float("-inf"))
+                logits = torch.cat([logits, negative_logits], dim=1)
             # bf16/fp16 logits divided by 0.03 lose too much precision for a softmax.
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
             scale = self.temperature * (r_q if self.scale_by_query_vectors else 1)

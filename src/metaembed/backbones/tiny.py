@@ -22,8 +22,9 @@ QWEN2_VL_SPECIAL_TOKENS = [
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 ]
 
-# Words the default data and prompts use, plus common English: BPE learns whole-word tokens
-# for them, which keeps sequences short on CPU. Other text still encodes (byte fallback).
+# Prompt words and common English; the generator's own words are added from
+# metaembed.data.vocabulary. BPE learns whole-word tokens for them, which keeps sequences short
+# on CPU. Other text still encodes (byte-level fallback).
 _CORPUS_WORDS = """
 query describe the image represent given find a an of in on at to with and or is are which what
 where how many who this that it its for from by as be has have not no yes one two three four five
@@ -57,7 +58,8 @@ class TinySpec:
     seed: int = 0
 
     def fingerprint(self) -> str:
-        payload = json.dumps(asdict(self), sort_keys=True).encode()
+        """Names the cached folder: changes with the spec and with the tokenizer's corpus."""
+        payload = json.dumps({"spec": asdict(self), "corpus": _corpus()}, sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:12]
 
 
@@ -104,10 +106,7 @@ def _train_tokenizer(spec: TinySpec):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    # Repetition weights whole words so they become single tokens; order is fixed for determinism.
-    corpus = [" ".join(_CORPUS_WORDS)] * 8 + [" ".join(f"{w} {w.capitalize()}" for w in _CORPUS_WORDS)] * 4
-    corpus += [" ".join(str(n) for n in range(100))] * 2
-    tokenizer.train_from_iterator(corpus, trainer)
+    tokenizer.train_from_iterator(_corpus(), trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token="<|endoftext|>",
@@ -115,6 +114,18 @@ def _train_tokenizer(spec: TinySpec):
         padding_side="left",
         model_max_length=4096,
     )
+
+
+def _corpus() -> list[str]:
+    """Fixed training text for the tokenizer: our word list plus every word the generator writes.
+
+    Repetition weights whole words so they become single tokens; order is fixed for determinism.
+    """
+    from metaembed.data.vocabulary import words
+
+    vocabulary = sorted(set(_CORPUS_WORDS) | set(words()))
+    corpus = [" ".join(vocabulary)] * 8 + [" ".join(f"{w} {w.capitalize()}" for w in vocabulary)] * 4
+    return corpus + [" ".join(str(n) for n in range(100))] * 2
 
 
 def _make_processor(tokenizer, spec: TinySpec):
