@@ -22,6 +22,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "make data/raw what data.dvc pins: local cache, DVC remote, or regeneration; then verify"),
     (("data", "prepare"), "metaembed.commands.data_prepare",
      "the DVC prepare stage: validate data/raw, write manifests and counts to data/prepared"),
+    (("train",), "metaembed.commands.train",
+     "train MetaEmbed on the prepared data (the DVC train stage), tracked in MLflow"),
     (("bench", "scoring"), "metaembed.benchmarks.scoring",
      "measure MaxSim throughput against this machine's matmul and bandwidth roofline"),
 ]

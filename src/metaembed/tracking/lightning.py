@@ -86,10 +86,12 @@ def lightning_logger(
     tags: Mapping[str, str] | None = None,
     *,
     root: str | Path = ".",
+    run_id: str | None = None,
 ) -> TrackedMLFlowLogger:
     """The training run's logger: configured store and experiment, `log_model=False`.
 
-    Read `logger.run_id` after `trainer.fit` (None off rank 0) to log more to the same run.
+    `run_id` continues an existing run (a resumed training). Read `logger.run_id` after
+    `trainer.fit` (None off rank 0) to log more to the same run.
     """
     params = params or TrackingParams()
     if is_rank_zero():
@@ -101,5 +103,6 @@ def lightning_logger(
         tags=dict(tags or {}),
         log_model=False,
         system_metrics=params.system_metrics,
+        run_id=run_id,
     )
 

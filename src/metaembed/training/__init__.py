@@ -1,0 +1,1 @@
+"""Lightning training of MetaEmbed with the Matryoshka multi-vector loss."""

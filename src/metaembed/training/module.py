@@ -1,0 +1,118 @@
+"""The LightningModule: MetaEmbed + Matryoshka multi-vector loss, AdamW, warm-up then cosine.
+
+A batch holds three backbone inputs built by the collator: `query`, `positive` and, where the
+data has one, `negative` (one hard negative per query). Validation ranks each held-out query's
+own candidate list and reports Precision@1 at a small budget and at the full one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from metaembed.losses import MatryoshkaMultiVectorLoss
+from metaembed.metrics import precision_at_1
+from metaembed.model import MetaEmbed
+from metaembed.scoring import maxsim
+from metaembed.training.datamodule import negatives_per_query
+from metaembed.training.params import LossParams, TrainParams
+from metaembed.training.schedule import warmup_cosine
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+
+
+class MetaEmbedModule(L.LightningModule):
+    def __init__(self, model: MetaEmbed, train: TrainParams, loss: LossParams):
+        super().__init__()
+        self.model = model
+        self.train_params = train
+        self.loss_params = loss
+        self.loss_fn = _make_loss(model, loss)
+        self._val_budgets = _val_budgets(model, train)
+        self._val_outputs: list[dict[str, torch.Tensor]] = []
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        query, query_mask = self.model("query", **batch["query"])
+        positive, positive_mask = self.model("candidate", **batch["positive"])
+        negative = negative_mask = None
+        if batch.get("negative") is not None:
+            found, found_mask = self.model("candidate", **batch["negative"])
+            negative, negative_mask = negatives_per_query(found, found_mask, batch["negative_index"], query.shape[0])
+        output = self.loss_fn(query, positive, negative, query_mask, positive_mask, negative_mask)
+        if not torch.isfinite(output.loss):
+            raise NonFiniteLossError(
+                f"loss is {output.loss.item()} at step {self.global_step} (group losses {output.by_group()}); "
+                "lower train.lr or raise loss.temperature, then resume from the last checkpoint"
+            )
+        size = query.shape[0]
+        # sync_dist: each rank holds the mean over its own queries; their mean is the global loss.
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=size, sync_dist=True)
+        for name, value in output.by_group().items():
+            self.log(f"train/loss_{name}", value, batch_size=size, sync_dist=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
+        return output.loss
+
+    def configure_optimizers(self):
+        params = self.train_params
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.ndim < 2 or "norm" in name else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=params.lr,
+            betas=params.betas,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: warmup_cosine(step, params.warmup_steps, params.max_steps, params.min_lr_ratio),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- validation -------------------------------------------------------------------------
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """One query with its candidate list (positive first)."""
+        query, query_mask = self.model("query", **batch["query"])
+        candidates, candidate_mask = self.model("candidate", **batch["candidates"])
+        scores = {}
+        for name, budget in self._val_budgets.items():
+            scores[name] = maxsim(query, candidates, budget=budget, q_mask=query_mask, c_mask=candidate_mask)
+        self._val_outputs.append(scores)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        for name in self._val_budgets:
+            precision = torch.cat([precision_at_1(out[name].float(), 0) for out in self._val_outputs]).mean()
+            self.log(f"val/p_at_1_{name}", precision.float(), prog_bar=name == "full", sync_dist=True)
+        self._val_outputs.clear()
+
+
+def _make_loss(model: MetaEmbed, loss: LossParams) -> MatryoshkaMultiVectorLoss:
+    num_query, num_candidate = model.num_vectors("query"), model.num_vectors("candidate")
+    groups = loss.active_groups()
+    if model.params.pooling != "meta":
+        # Single-vector and token-level baselines have no nested prefixes: one full group.
+        num_query = num_candidate = 1 if model.params.pooling == "last" else math.inf
+        groups = [(1, 1, 1.0)] if model.params.pooling == "last" else [(num_query, num_candidate, 1.0)]
+    return MatryoshkaMultiVectorLoss(
+        groups=groups,
+        temperature=loss.temperature,
+        num_query_vectors=num_query,
+        num_candidate_vectors=num_candidate,
+        scale_by_query_vectors=loss.scale_by_query_vectors,
+    )
+
+
+def _val_budgets(model: MetaEmbed, train: TrainParams) -> dict[str, tuple[int, int] | None]:
+    if model.params.pooling != "meta":
+        return {"full": None}
+    small = tuple(train.val_small_budget)
+    return {f"{small[0]}x{small[1]}": small, "full": None}

@@ -1,0 +1,60 @@
+"""params.yaml `train:` and `loss:`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LossParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.03, gt=0)
+    # (r_q, r_c, weight) nested groups, the last one the full size.
+    groups: list[tuple[int, int, float]] = [(1, 1, 1.0), (2, 4, 1.0), (4, 8, 1.0), (8, 16, 1.0), (16, 64, 1.0)]
+    # false trains the full group only: the "MetaEmbed without MMR" baseline.
+    mmr: bool = True
+    scale_by_query_vectors: bool = False
+
+    def active_groups(self) -> list[tuple[int, int, float]]:
+        return list(self.groups) if self.mmr else [self.groups[-1]]
+
+
+class TrainParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    max_steps: int = Field(600, gt=0)
+    batch_size: int = Field(64, gt=1)  # global: split evenly over ranks
+    sub_batch_size: int | None = Field(None, gt=0)  # rows drawn from one source; None: a rank's share
+    hard_negatives: bool = True
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(40, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float = Field(1.0, gt=0)
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int | Literal["auto"] = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    fsdp_activation_checkpointing: bool = False
+    # "auto": bf16-mixed on GPU, 32-true on CPU.
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    val_every_n_steps: int = Field(100, gt=0)
+    checkpoint_every_n_steps: int = Field(50, gt=0)
+    val_queries: int = Field(96, gt=0)
+    val_candidates: int = Field(20, ge=2)
+    val_small_budget: tuple[int, int] = (1, 1)
+    output_dir: str = "artifacts/model"
+    report_dir: str = "artifacts/train"  # metrics.json and loss_curve.png (DVC metrics and plots)
+    checkpoint_dir: str = "artifacts/checkpoints"
+
+    @model_validator(mode="after")
+    def _warmup_within_steps(self) -> "TrainParams":
+        if self.warmup_steps >= self.max_steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
+        return self

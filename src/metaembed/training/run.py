@@ -1,0 +1,137 @@
+"""One training run: params.yaml -> a saved MetaEmbed, an MLflow run, DVC metrics.
+
+Resumes from the newest complete checkpoint of the same configuration (and continues its MLflow
+run); a changed configuration starts afresh. Under DDP every rank runs this, only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from metaembed.backbones import BackboneParams, load_backbone
+from metaembed.config import load_params, section
+from metaembed.model import MetaEmbed, ModelParams
+from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.training import checkpoints
+from metaembed.training.datamodule import PreparedDataModule
+from metaembed.training.module import MetaEmbedModule
+from metaembed.training.params import LossParams, TrainParams
+from metaembed.training.strategy import precision, strategy
+
+SECTIONS = ("backbone", "model", "loss", "train")
+RUN_ID_FILE = "mlflow_run_id"
+
+
+@dataclass
+class TrainConfig:
+    backbone: BackboneParams
+    model: ModelParams
+    loss: LossParams
+    train: TrainParams
+    tracking: TrackingParams
+    prepared: Path
+
+    @classmethod
+    def from_file(cls, path: str | Path = "params.yaml") -> "TrainConfig":
+        params = load_params(path)
+        prepared = Path((params.get("prepare") or {}).get("out_dir", "data/prepared"))
+        return cls(
+            backbone=section(params, "backbone", BackboneParams, path),
+            model=section(params, "model", ModelParams, path),
+            loss=section(params, "loss", LossParams, path),
+            train=section(params, "train", TrainParams, path),
+            tracking=section(params, "tracking", TrackingParams, path),
+            prepared=prepared,
+        )
+
+    def fingerprint(self) -> dict:
+        return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS} | {"prepared": str(self.prepared)}
+
+
+def train(config: TrainConfig, root: str | Path = ".") -> dict:
+    """Train, save the model on rank 0, and return the metrics written for DVC."""
+    started = time.perf_counter()
+    params = config.train
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    backbone = load_backbone(config.backbone)
+    model = MetaEmbed(backbone, config.model, config.backbone).train()  # from_pretrained leaves eval mode
+    module = MetaEmbedModule(model, params, config.loss)
+    data = PreparedDataModule(config.prepared, backbone.processor, params)
+
+    checkpoint_dir = checkpoints.prepare_dir(params.checkpoint_dir, config.fingerprint())
+    resume = checkpoints.find_resumable(checkpoint_dir)
+    if resume is not None:
+        print(f"resuming from checkpoint {resume}")
+    logger = lightning_logger(config.tracking, run_name="train", tags=_tags(root), root=root,
+                              run_id=_previous_run_id(checkpoint_dir) if resume else None)
+    trainer = L.Trainer(
+        max_steps=params.max_steps,
+        accelerator=params.accelerator,
+        devices=params.devices,
+        num_nodes=params.num_nodes,
+        strategy=strategy(params),
+        precision=precision(params),
+        gradient_clip_val=params.grad_clip,
+        val_check_interval=params.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        limit_val_batches=params.val_queries,
+        use_distributed_sampler=False,  # batches are sliced per rank by the data module
+        log_every_n_steps=max(1, min(10, params.max_steps // 4)),
+        logger=logger,
+        callbacks=[_checkpointing(checkpoint_dir, params)],
+        deterministic=False,
+    )
+    if trainer.is_global_zero:
+        logger.log_hyperparams({name: getattr(config, name).model_dump(mode="json") for name in SECTIONS})
+        (checkpoint_dir / RUN_ID_FILE).write_text(logger.run_id)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume else None, weights_only=True)
+    if not trainer.is_global_zero:
+        return {}
+    return _finish(trainer, model, logger, config, time.perf_counter() - started, root)
+
+
+def _checkpointing(directory: Path, params: TrainParams):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(
+        dirpath=directory,
+        filename=checkpoints.checkpoint_filename(),
+        auto_insert_metric_name=False,
+        every_n_train_steps=params.checkpoint_every_n_steps,
+        save_top_k=2,
+        monitor="step",
+        mode="max",
+        save_on_train_epoch_end=False,
+    )
+
+
+def _tags(root: str | Path) -> dict[str, str]:
+    root = Path(root)
+    return run_tags(root, params_path=root / "params.yaml", dvc_file=root / "data.dvc", sections=list(SECTIONS))
+
+
+def _previous_run_id(directory: Path) -> str | None:
+    marker = directory / RUN_ID_FILE
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+def _finish(trainer, model: MetaEmbed, logger, config: TrainConfig, seconds: float, root) -> dict:
+    model.save_pretrained(config.train.output_dir)
+    reports = Path(config.train.report_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    metrics |= {"steps": trainer.global_step, "wall_seconds": round(seconds, 1)}
+    logger.experiment.log_metric(logger.run_id, "train/wall_seconds", seconds)
+    report = {"mlflow_run_id": logger.run_id, "metrics": metrics}
+    (reports / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    plot_loss_curve(logger.run_id, ("train/loss",), path=reports / "loss_curve.png")
+    return report

@@ -1,0 +1,39 @@
+"""Two CPU processes (DDP, gloo) train exactly like one process on the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+def _train(params, cwd) -> dict:
+    result = subprocess.run([sys.executable, "-m", "metaembed.cli", "train", "--params", str(params)], cwd=cwd,
+                            capture_output=True, text=True, timeout=400,
+                            env=os.environ | {"MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((cwd / "report" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_on_the_same_global_batch(write_params, tmp_path):
+    common = {"train.max_steps": 3, "train.batch_size": 8, "train.sub_batch_size": 4,
+              "train.val_every_n_steps": 100, "train.accelerator": "cpu", "train.lr": 1e-3}
+    single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
+    single_dir.mkdir(), ddp_dir.mkdir()
+    single = _train(write_params(common, name="single/params.yaml"), single_dir)
+    ddp = _train(write_params(common | {"train.devices": 2, "train.strategy": "ddp"}, name="ddp/params.yaml"), ddp_dir)
+
+    assert single["metrics"]["steps"] == ddp["metrics"]["steps"] == 3
+    assert ddp["metrics"]["train/loss"] == pytest.approx(single["metrics"]["train/loss"], rel=1e-4)
+    for part in ["metaembed_head.safetensors", "backbone/model.safetensors"]:
+        a = load_file(single_dir / "model" / part)
+        b = load_file(ddp_dir / "model" / part)
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
