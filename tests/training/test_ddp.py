@@ -31,9 +31,16 @@ def test_two_processes_match_one_on_the_same_global_batch(write_params, tmp_path
 
     assert single["metrics"]["steps"] == ddp["metrics"]["steps"] == 3
     assert ddp["metrics"]["train/loss"] == pytest.approx(single["metrics"]["train/loss"], rel=1e-4)
+    differing = total = 0
     for part in ["metaembed_head.safetensors", "backbone/model.safetensors"]:
         a = load_file(single_dir / "model" / part)
         b = load_file(ddp_dir / "model" / part)
         assert a.keys() == b.keys()
         for name in a:
-            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+            # Gradients agree up to float32 summation order (~1e-9). Adam divides by sqrt(v), so an
+            # element whose true gradient is zero (e.g. attention key biases, which softmax ignores)
+            # can move by a fraction of lr on noise alone: a loose bound per element, a tight one overall.
+            torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-4)
+            differing += int((b[name] - a[name]).abs().gt(1e-6).sum())
+            total += a[name].numel()
+    assert differing / total < 1e-3, f"{differing} of {total} weights differ by more than 1e-6"
