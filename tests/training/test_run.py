@@ -53,3 +53,17 @@ def test_bad_train_params_name_the_key(write_params):
         TrainConfig.from_file(write_params({"train.warmup_steps": 10}))
     with pytest.raises(ParamsError, match="train.strategy"):
         TrainConfig.from_file(write_params({"train.strategy": "horovod"}))
+
+
+@pytest.mark.parametrize("overrides", [{"model.pooling": "last"}, {"model.pooling": "tokens"}, {"loss.mmr": False}],
+                         ids=["single-vector", "token-level", "no-mmr"])
+def test_baselines_train_by_params(write_params, tmp_path, monkeypatch, overrides):
+    monkeypatch.chdir(tmp_path)
+    report = train(TrainConfig.from_file(write_params({"train.max_steps": 2, **overrides})), root=tmp_path)
+    metrics = report["metrics"]
+    assert metrics["steps"] == 2 and "val/p_at_1_full" in metrics
+    groups = sorted(key for key in metrics if key.startswith("train/loss_"))
+    if "loss.mmr" in overrides:
+        assert groups == ["train/loss_4x8"], "without MMR only the full group trains"
+    model = MetaEmbed.from_pretrained(tmp_path / "model")
+    assert model.params.pooling == overrides.get("model.pooling", "meta")

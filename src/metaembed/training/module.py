@@ -7,10 +7,9 @@ own candidate list and reports Precision@1 at a small budget and at the full one
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from metaembed.losses import MatryoshkaMultiVectorLoss
 from metaembed.metrics import precision_at_1
@@ -31,7 +30,7 @@ class MetaEmbedModule(L.LightningModule):
         self.model = model
         self.train_params = train
         self.loss_params = loss
-        self.loss_fn = _make_loss(model, loss)
+        self.loss_fn = None if model.params.pooling == "tokens" else self._fixed_loss()
         self._val_budgets = _val_budgets(model, train)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
 
@@ -44,7 +43,9 @@ class MetaEmbedModule(L.LightningModule):
         if batch.get("negative") is not None:
             found, found_mask = self.model("candidate", **batch["negative"])
             negative, negative_mask = negatives_per_query(found, found_mask, batch["negative_index"], query.shape[0])
-        output = self.loss_fn(query, positive, negative, query_mask, positive_mask, negative_mask)
+        if self.model.params.pooling == "tokens":
+            positive, positive_mask, negative, negative_mask = _pad_candidates(positive, positive_mask, negative, negative_mask)
+        output = self._loss(query, positive)(query, positive, negative, query_mask, positive_mask, negative_mask)
         if not torch.isfinite(output.loss):
             raise NonFiniteLossError(
                 f"loss is {output.loss.item()} at step {self.global_step} (group losses {output.by_group()}); "
@@ -75,6 +76,18 @@ class MetaEmbedModule(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _fixed_loss(self) -> MatryoshkaMultiVectorLoss:
+        if self.model.params.pooling == "last":  # single vector: no nested prefixes
+            return _make_loss(self.loss_params, 1, 1, [(1, 1, 1.0)])
+        return _make_loss(self.loss_params, self.model.num_vectors("query"), self.model.num_vectors("candidate"))
+
+    def _loss(self, query: torch.Tensor, candidates: torch.Tensor) -> MatryoshkaMultiVectorLoss:
+        if self.loss_fn is not None:
+            return self.loss_fn
+        # Token-level baseline: every token of the batch, one full group sized to this batch.
+        r_q, r_c = query.shape[1], candidates.shape[1]
+        return _make_loss(self.loss_params, r_q, r_c, [(r_q, r_c, 1.0)])
+
     # ---- validation -------------------------------------------------------------------------
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -95,20 +108,28 @@ class MetaEmbedModule(L.LightningModule):
         self._val_outputs.clear()
 
 
-def _make_loss(model: MetaEmbed, loss: LossParams) -> MatryoshkaMultiVectorLoss:
-    num_query, num_candidate = model.num_vectors("query"), model.num_vectors("candidate")
-    groups = loss.active_groups()
-    if model.params.pooling != "meta":
-        # Single-vector and token-level baselines have no nested prefixes: one full group.
-        num_query = num_candidate = 1 if model.params.pooling == "last" else math.inf
-        groups = [(1, 1, 1.0)] if model.params.pooling == "last" else [(num_query, num_candidate, 1.0)]
+def _make_loss(loss: LossParams, num_query: int, num_candidate: int, groups=None) -> MatryoshkaMultiVectorLoss:
     return MatryoshkaMultiVectorLoss(
-        groups=groups,
+        groups=groups or loss.active_groups(),
         temperature=loss.temperature,
         num_query_vectors=num_query,
         num_candidate_vectors=num_candidate,
         scale_by_query_vectors=loss.scale_by_query_vectors,
     )
+
+
+def _pad_candidates(positive, positive_mask, negative, negative_mask):
+    """Token-level embeddings vary in length: pad positives and negatives to one length."""
+    length = max(positive.shape[1], negative.shape[1] if negative is not None else 0)
+
+    def pad(vectors, mask):
+        extra = length - vectors.shape[1]
+        return F.pad(vectors, (0, 0, 0, extra)), F.pad(mask, (0, extra), value=False)
+
+    positive, positive_mask = pad(positive, positive_mask)
+    if negative is not None:
+        negative, negative_mask = pad(negative, negative_mask)
+    return positive, positive_mask, negative, negative_mask
 
 
 def _val_budgets(model: MetaEmbed, train: TrainParams) -> dict[str, tuple[int, int] | None]:
