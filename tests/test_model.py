@@ -123,3 +123,29 @@ def test_full_training_without_lora_updates_backbone(make_model):
 def test_from_pretrained_on_a_wrong_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder written by MetaEmbed.save_pretrained"):
         MetaEmbed.from_pretrained(tmp_path)
+
+
+def test_centering_removes_the_shared_component_in_training_and_uses_the_running_mean_after(make_model, images, tmp_path):
+    model = make_model(centering=True, projection_dim=None).train()
+    texts = ["a red circle", "a blue square", "two green rings", "a cup"]
+    queries, _ = model.encode_queries(texts)
+    assert model.center_updates[0] == 1 and model.center_query.abs().sum() > 0
+    # The loss cannot be lowered by growing what every input shares: the batch mean has gradient.
+    queries.sum().backward()
+    assert model.meta.weight.grad is not None
+    model.eval()
+    with torch.inference_mode():
+        full, _ = model.encode_queries(texts)
+        prefix, _ = model.encode_queries(texts, budget=2)
+    torch.testing.assert_close(prefix, full[:, :2], atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path)
+    reloaded = MetaEmbed.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.center_query, model.center_query)
+    with torch.inference_mode():
+        again, _ = reloaded.encode_queries(texts)
+    torch.testing.assert_close(again, full, atol=1e-6, rtol=0)
+
+
+def test_centering_needs_a_fixed_number_of_vectors(make_model):
+    with pytest.raises(ValueError, match="centering needs a fixed number of vectors"):
+        make_model(centering=True, pooling="tokens")

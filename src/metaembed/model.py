@@ -50,6 +50,12 @@ class ModelParams(BaseModel):
     num_candidate_meta: int = Field(64, gt=0)
     pooling: Literal["meta", "last", "tokens"] = "meta"
     projection_dim: int | None = Field(None, gt=0)
+    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training
+    # (running mean updated), the running mean at inference. Removes the component every input
+    # shares, which otherwise dominates a from-scratch model and lets the InfoNCE loss collapse
+    # all embeddings onto one point (see docs: learnability). false = the paper's plain head.
+    centering: bool = False
+    centering_momentum: float = Field(0.05, gt=0, le=1)
     gradient_checkpointing: bool = False
     lora: LoraParams = LoraParams()
 
@@ -66,6 +72,14 @@ class MetaEmbed(nn.Module):
         total_meta = self.params.num_query_meta + self.params.num_candidate_meta
         self.meta = nn.Embedding(total_meta, hidden) if self.params.pooling == "meta" else None
         self.projection = nn.Linear(hidden, self.params.projection_dim) if self.params.projection_dim else None
+        if self.params.centering:
+            slots = {"query": self.num_vectors("query"), "candidate": self.num_vectors("candidate")}
+            if None in slots.values():
+                raise ValueError("model.centering needs a fixed number of vectors per side (pooling meta or last)")
+            # Running mean of the pooled (pre-projection) states per side and vector slot.
+            self.register_buffer("center_query", torch.zeros(slots["query"], hidden))
+            self.register_buffer("center_candidate", torch.zeros(slots["candidate"], hidden))
+            self.register_buffer("center_updates", torch.zeros(2, dtype=torch.long))  # query, candidate
         self._init_head()
         if self.params.lora.enabled:
             self._apply_lora()
@@ -132,6 +146,8 @@ class MetaEmbed(nn.Module):
             input_ids, attention_mask, mm_token_type_ids = _append_slots(input_ids, attention_mask, mm_token_type_ids, num_meta)
         hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
         vectors, mask = self._pool(hidden, attention_mask, count)
+        if self.params.centering:
+            vectors = self._center(side, vectors)
         if self.projection is not None:
             vectors = self.projection(vectors)
         vectors = F.normalize(vectors.float(), dim=-1) * mask.unsqueeze(-1)
@@ -159,6 +175,20 @@ class MetaEmbed(nn.Module):
             self.meta.to(embeddings.dtype)
         if self.projection is not None:
             self.projection.to(embeddings.dtype)
+
+    def _center(self, side: Side, vectors: torch.Tensor) -> torch.Tensor:
+        """Remove the shared component of each vector slot (see ModelParams.centering)."""
+        running = getattr(self, f"center_{side}")[: vectors.shape[1]]
+        if self.training and vectors.shape[0] > 1:
+            mean = vectors.mean(dim=0)
+            with torch.no_grad():
+                # A plain average over the first 1/momentum updates, then an exponential one.
+                slot = 0 if side == "query" else 1
+                self.center_updates[slot] += 1
+                weight = max(self.params.centering_momentum, 1.0 / float(self.center_updates[slot]))
+                running.lerp_(mean.detach().to(running.dtype), weight)
+            return vectors - mean
+        return vectors - running.to(vectors.dtype)
 
     def _apply_lora(self) -> None:
         from peft import LoraConfig, get_peft_model
@@ -276,6 +306,10 @@ class MetaEmbed(nn.Module):
         if self.projection is not None:
             state["projection.weight"] = self.projection.weight
             state["projection.bias"] = self.projection.bias
+        if self.params.centering:
+            state["center_query"] = self.center_query
+            state["center_candidate"] = self.center_candidate
+            state["center_updates"] = self.center_updates
         return state
 
     def _load_head(self, tensors: dict[str, torch.Tensor]) -> None:

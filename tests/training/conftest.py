@@ -51,6 +51,8 @@ def write_params(tmp_path, prepared_dir, backbone_params):
         for key, value in (overrides or {}).items():
             section, field = key.split(".", 1)
             params[section][field] = value
+        if params["model"]["pooling"] == "tokens":
+            params["model"]["centering"] = False  # needs a fixed number of vectors
         path.write_text(yaml.safe_dump(params))
         return path
 
