@@ -8,8 +8,10 @@ time with a roofline measured on the same machine:
     FLOPs         = B * N * r_q * r_c * 2D      (a multiply-add counts 2, as for the matmul rate)
     bytes read    = N * r_c * D * element size  (the candidate vectors inside the budget)
 
-The query vectors, the output and the max/sum reductions are left out of the model: they are
-tiny next to the candidate index and the matmul.
+The query vectors and the max/sum reductions are left out of the model: they are tiny next to
+the index and the matmul. So is the [B, N] float32 output, which is not tiny at (1, 1) (12.8 MB
+against a 25.6-51 MB index at the defaults); that is one reason (1, 1) sits furthest from its
+roofline.
 
 Index layout: by default each budget gets its own contiguous [N, r_c, D] index, as a deployment
 that serves one budget would store it, so exactly the counted bytes stream from memory.
@@ -92,7 +94,7 @@ class BudgetResult:
     num_candidates: int
     dim: int
     times_s: list[float]
-    # Cores other processes kept busy during each repeat (None: too short to tell, or not Linux);
+    # Cores other processes kept busy around each repeat (None: cannot tell, e.g. not Linux);
     # repeats above the threshold are "contended" and left out of the median when others exist.
     other_cores: list[float | None]
     contended_repeats: int
@@ -260,6 +262,9 @@ def time_maxsim(
             elapsed = time.perf_counter() - start
             if timed:
                 times.append(elapsed)
+                # Stretch short windows to what 10 ms ticks can resolve: the load just after a
+                # short repeat stands for the load during it (the timing itself is already taken).
+                time.sleep(max(0.0, CpuProbe.MIN_WINDOW_S - elapsed))
                 others.append(probe.other_cores())
             on_step()
     return times, others
