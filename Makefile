@@ -46,7 +46,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/metaembed bench scoring --output docs/figures/bench_scoring.json --plot docs/figures/bench_scoring.png
+	$(BIN)/metaembed bench scoring --output artifacts/bench/scoring.json --plot artifacts/bench/scoring.png
 
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
