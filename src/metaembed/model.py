@@ -289,7 +289,8 @@ class MetaEmbed(nn.Module):
         lora = params.lora.enabled
         source = backbone_params.name_or_path if lora else str(directory / BACKBONE_DIR)
         backbone = load_backbone(backbone_params, name_or_path=source)
-        backbone.processor = _load_saved_processor(directory, backbone_params)
+        if lora:  # the base came from its source; the processor that trained it is saved here
+            backbone.processor = _load_saved_processor(directory, backbone_params)
         model = cls(backbone, params.model_copy(update={"lora": params.lora.model_copy(update={"enabled": False})}), backbone_params)
         if lora:
             from peft import PeftModel

@@ -6,6 +6,7 @@ so the generator can prove that each negative fails its query instead of assumin
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
@@ -51,7 +52,7 @@ class Level:
     hard_negatives: bool
 
 
-class SceneTask:
+class SceneTask(ABC):
     """Base: a task draws a case from a world; subclasses say what the query asks."""
 
     def __init__(self, world: World) -> None:
@@ -65,11 +66,13 @@ class SceneTask:
     def scene(self, rng: np.random.Generator, level: Level) -> Scene:
         return self.world.sample_scene(rng, self.world.sample_n_objects(rng, level.min_objects, level.max_objects))
 
+    @abstractmethod
     def case(self, rng: np.random.Generator, level: Level, twins: int) -> Case:
-        raise NotImplementedError
+        """One query with its positive and `twins` one-attribute negatives."""
 
+    @abstractmethod
     def random_item(self, rng: np.random.Generator) -> Item:
-        raise NotImplementedError
+        """A candidate of this task's kind, for the random part of an eval list."""
 
     def negative(self, rng: np.random.Generator, case: Case, hard: bool) -> Item:
         """The training hard negative: a twin, or (easy level / no twin) a random failing item."""

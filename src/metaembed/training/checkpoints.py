@@ -43,11 +43,10 @@ def prepare_dir(directory: str | Path, fingerprint: dict) -> Path:
 def find_resumable(directory: str | Path) -> Path | None:
     """Newest checkpoint that loads completely, or None to start from step 0."""
     candidates = sorted(_steps(Path(directory)).items(), reverse=True)
-    for step, path in candidates:
+    for _, path in candidates:
         problem = _problem(path)
         if problem is None:
             return path
-        log.warning("%s: skipping incomplete checkpoint of step %d (%s); trying the previous one", path, step, problem)
         print(f"checkpoint {path} is incomplete ({problem}); falling back to the previous one")
     return None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from metaembed.data.collator import PairCollator, encode_sides
 from metaembed.data.manifests import load_index, read_mmeb_eval
@@ -42,17 +42,6 @@ class RankSlice:
         share = self.sampler.batch_size // self.world
         for step in range(self.start, self.sampler.total_steps):
             yield self.sampler.batch(step)[self.rank * share : (self.rank + 1) * share]
-
-
-class ValidationQueries(Dataset):
-    def __init__(self, queries: list[EvalQuery]):
-        self.queries = queries
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    def __getitem__(self, index: int) -> EvalQuery:
-        return self.queries[index]
 
 
 class PreparedDataModule(L.LightningDataModule):
@@ -88,7 +77,7 @@ class PreparedDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         queries = validation_queries(self.prepared, self.params.val_queries, self.params.val_candidates, self.params.seed)
-        return DataLoader(ValidationQueries(queries), batch_size=None, collate_fn=_ValidationCollator(self.processor))
+        return DataLoader(queries, batch_size=None, collate_fn=_ValidationCollator(self.processor))
 
 
 def validation_queries(prepared: Path, count: int, candidates: int, seed: int) -> list[EvalQuery]:
@@ -125,7 +114,6 @@ class _TrainCollator:
         batch = self.pairs(pairs)
         if not self.hard_negatives:
             batch["negative"] = None
-        batch["num_queries"] = len(pairs)
         return batch
 
 
