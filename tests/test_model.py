@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from metaembed.batching import build_batch
 from metaembed.model import MetaEmbed
 
 TEXTS = ["a red circle top left", None, "what is in the middle?"]
@@ -125,18 +126,41 @@ def test_from_pretrained_on_a_wrong_folder(tmp_path):
         MetaEmbed.from_pretrained(tmp_path)
 
 
-def test_centering_removes_the_shared_component_in_training_and_uses_the_running_mean_after(make_model, images, tmp_path):
+def test_centering_subtracts_the_batch_mean_in_training_with_gradient(make_model):
     model = make_model(centering=True, projection_dim=None).train()
     texts = ["a red circle", "a blue square", "two green rings", "a cup"]
-    queries, _ = model.encode_queries(texts)
-    assert model.center_updates[0] == 1 and model.center_query.abs().sum() > 0
-    # The loss cannot be lowered by growing what every input shares: the batch mean has gradient.
-    queries.sum().backward()
-    assert model.meta.weight.grad is not None
+    model.params.centering = False
+    raw, _ = model.encode_queries(texts)
+    model.params.centering = True
+    centred, _ = model.encode_queries(texts)
+    def mean_cosine(vectors):  # between different inputs, first vector slot
+        return (vectors[:, 0] @ vectors[:, 0].T).fill_diagonal_(0).sum().item() / 12
+
+    # Every input shares most of its raw state; centring leaves only what tells inputs apart.
+    assert mean_cosine(raw.detach()) > 0.9
+    assert mean_cosine(centred.detach()) < 0.5
+    centred.sum().backward()  # the mean has gradient: the loss cannot grow the shared part
+    assert model.meta.weight.grad is not None and model.meta.weight.grad.abs().sum() > 0
+
+
+def test_inference_uses_the_calibrated_means_and_refuses_without_them(make_model, tmp_path):
+    model = make_model(centering=True, projection_dim=None).eval()
+    texts = ["a red circle", "a blue square", "two green rings", "a cup"]
+    with pytest.raises(RuntimeError, match="calibrate_centering"), torch.inference_mode():
+        model.encode_queries(texts)
+    batches = [(side, build_batch(model.processor, side, texts, [None] * 4)) for side in ("query", "candidate")]
+    model.train()
+    model.calibrate_centering(batches)
+    assert model.training and model.center_updates.tolist() == [4, 4]
+    model.train()
+    with torch.no_grad():
+        in_training, _ = model.encode_queries(texts)
     model.eval()
     with torch.inference_mode():
         full, _ = model.encode_queries(texts)
         prefix, _ = model.encode_queries(texts, budget=2)
+    # Calibrated on this very batch, the inference means equal the training batch mean.
+    torch.testing.assert_close(full, in_training, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(prefix, full[:, :2], atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     reloaded = MetaEmbed.from_pretrained(tmp_path)

@@ -12,6 +12,7 @@ and `tokens` (every non-padding output token, with a mask).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -50,12 +51,11 @@ class ModelParams(BaseModel):
     num_candidate_meta: int = Field(64, gt=0)
     pooling: Literal["meta", "last", "tokens"] = "meta"
     projection_dim: int | None = Field(None, gt=0)
-    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training
-    # (running mean updated), the running mean at inference. Removes the component every input
-    # shares, which otherwise dominates a from-scratch model and lets the InfoNCE loss collapse
-    # all embeddings onto one point (see docs: learnability). false = the paper's plain head.
+    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training,
+    # at inference the mean that `calibrate_centering` measured with the final weights. Removes
+    # the component every input shares, which otherwise dominates a from-scratch model and lets
+    # InfoNCE collapse all embeddings onto one point (docs/learnability.md). false = the paper's head.
     centering: bool = False
-    centering_momentum: float = Field(0.05, gt=0, le=1)
     gradient_checkpointing: bool = False
     lora: LoraParams = LoraParams()
 
@@ -76,10 +76,11 @@ class MetaEmbed(nn.Module):
             slots = {"query": self.num_vectors("query"), "candidate": self.num_vectors("candidate")}
             if None in slots.values():
                 raise ValueError("model.centering needs a fixed number of vectors per side (pooling meta or last)")
-            # Running mean of the pooled (pre-projection) states per side and vector slot.
+            # Mean pooled (pre-projection) state per side and vector slot, set by calibrate_centering.
             self.register_buffer("center_query", torch.zeros(slots["query"], hidden))
             self.register_buffer("center_candidate", torch.zeros(slots["candidate"], hidden))
-            self.register_buffer("center_updates", torch.zeros(2, dtype=torch.long))  # query, candidate
+            self.register_buffer("center_updates", torch.zeros(2, dtype=torch.long))  # rows measured: query, candidate
+        self._calibrating: dict | None = None
         self._init_head()
         if self.params.lora.enabled:
             self._apply_lora()
@@ -146,6 +147,9 @@ class MetaEmbed(nn.Module):
             input_ids, attention_mask, mm_token_type_ids = _append_slots(input_ids, attention_mask, mm_token_type_ids, num_meta)
         hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
         vectors, mask = self._pool(hidden, attention_mask, count)
+        if self._calibrating is not None:
+            self._calibrating[side].append(vectors.detach().double().sum(dim=0))
+            self._calibrating[f"{side}_rows"] += vectors.shape[0]
         if self.params.centering:
             vectors = self._center(side, vectors)
         if self.projection is not None:
@@ -176,19 +180,46 @@ class MetaEmbed(nn.Module):
         if self.projection is not None:
             self.projection.to(embeddings.dtype)
 
+    @torch.no_grad()
+    def calibrate_centering(self, batches: Iterable[tuple[Side, dict]], reduce: Callable | None = None) -> None:
+        """Measure each side's mean pooled state over `batches` with the current weights.
+
+        Like precise BatchNorm: a running mean kept during training lags weights that move every
+        step, and on a from-scratch model that lag is larger than the input-dependent part of the
+        embedding, so inference would rank at chance. `batches` are (side, model inputs) pairs;
+        `reduce` sums a tensor over ranks under DDP.
+        """
+        sums: dict = {"query": [], "candidate": [], "query_rows": 0, "candidate_rows": 0}
+        was_training, self._calibrating = self.training, sums
+        try:
+            self.eval()
+            for side, batch in batches:
+                self(side, **batch)
+        finally:
+            self._calibrating = None
+            self.train(was_training)
+        for slot, side in enumerate(("query", "candidate")):
+            if not sums[side]:
+                raise ValueError(f"calibrate_centering got no {side} batch; give at least one of each side")
+            total = torch.stack(sums[side]).sum(dim=0)
+            rows = torch.tensor(float(sums[f"{side}_rows"]), dtype=torch.float64, device=total.device)
+            if reduce is not None:
+                total, rows = reduce(total), reduce(rows)
+            getattr(self, f"center_{side}").copy_(total / rows)
+            self.center_updates[slot] = int(rows.item())
+
     def _center(self, side: Side, vectors: torch.Tensor) -> torch.Tensor:
         """Remove the shared component of each vector slot (see ModelParams.centering)."""
-        running = getattr(self, f"center_{side}")[: vectors.shape[1]]
+        if self._calibrating is not None:
+            return vectors  # measuring the raw means: nothing to subtract yet
         if self.training and vectors.shape[0] > 1:
-            mean = vectors.mean(dim=0)
-            with torch.no_grad():
-                # A plain average over the first 1/momentum updates, then an exponential one.
-                slot = 0 if side == "query" else 1
-                self.center_updates[slot] += 1
-                weight = max(self.params.centering_momentum, 1.0 / float(self.center_updates[slot]))
-                running.lerp_(mean.detach().to(running.dtype), weight)
-            return vectors - mean
-        return vectors - running.to(vectors.dtype)
+            return vectors - vectors.mean(dim=0)
+        if not bool(self.center_updates.all()):
+            raise RuntimeError(
+                "model.centering is on but the inference means were never measured: call "
+                "MetaEmbed.calibrate_centering(batches) after training (metaembed train does it before saving)"
+            )
+        return vectors - getattr(self, f"center_{side}")[: vectors.shape[1]].to(vectors.dtype)
 
     def _apply_lora(self) -> None:
         from peft import LoraConfig, get_peft_model

@@ -36,3 +36,17 @@ def test_cache_is_keyed_by_spec_and_reused(tmp_path):
     assert ensure_tiny(tmp_path, spec) == built
     assert (built / "model.safetensors").stat().st_mtime_ns == stamp
     assert json.loads((built / "metaembed_tiny.json").read_text())["num_layers"] == 1
+
+
+def test_params_set_the_preset_architecture_and_reject_unknown_fields(tmp_path):
+    import pytest
+
+    from metaembed.backbones import BackboneParams, load_backbone
+    from metaembed.config import ParamsError, section
+
+    params = section({"backbone": {"tiny": {"patch_size": 16}, "cache_dir": str(tmp_path)}}, "backbone", BackboneParams, "p.yaml")
+    backbone = load_backbone(params)
+    assert backbone.model.config.vision_config.patch_size == 16
+    assert backbone.processor.image_processor.patch_size == 16
+    with pytest.raises(ParamsError, match="tiny.patchsize"):
+        section({"backbone": {"tiny": {"patchsize": 16}}}, "backbone", BackboneParams, "p.yaml")

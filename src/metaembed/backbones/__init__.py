@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from metaembed.backbones.tiny import TinySpec
+
 TINY = "tiny"
 
 # model_type in config.json -> (base model class, processor family). Qwen2.5-VL reuses the
@@ -37,6 +39,8 @@ class BackboneParams(BaseModel):
     max_pixels: int = Field(12544, gt=0)
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     cache_dir: str = ".cache/backbones"
+    # Architecture of the offline preset (used only when name_or_path is "tiny").
+    tiny: TinySpec = Field(default_factory=TinySpec)
 
 
 @dataclass
@@ -77,7 +81,7 @@ def _resolve(params: BackboneParams) -> str:
     if params.name_or_path == TINY:
         from metaembed.backbones.tiny import ensure_tiny
 
-        return str(ensure_tiny(params.cache_dir))
+        return str(ensure_tiny(params.cache_dir, params.tiny))
     return params.name_or_path
 
 

@@ -57,9 +57,29 @@ class PreparedDataModule(L.LightningDataModule):
             self.train_set = PreparedTrainSet(self.prepared)
 
     def train_dataloader(self) -> DataLoader:
+        start = self.trainer.global_step if self.trainer else 0
+        return DataLoader(
+            self.train_set,
+            batch_sampler=self._rank_slice(start),
+            collate_fn=_TrainCollator(self.processor, self.params.hard_negatives),
+            num_workers=self.params.num_workers,
+            persistent_workers=self.params.num_workers > 0,
+        )
+
+    def calibration_batches(self) -> Iterator[tuple[str, dict]]:
+        """This rank's share of the last `train.calibration_batches` training batches (the final
+        mixture), as (side, inputs) pairs for MetaEmbed.calibrate_centering."""
+        self.setup()
+        steps = self._rank_slice(max(0, self.params.max_steps - self.params.calibration_batches))
+        collate = PairCollator(self.processor)
+        for indices in steps:
+            batch = collate([self.train_set[i] for i in indices])
+            yield "query", batch["query"]
+            yield "candidate", batch["positive"]
+
+    def _rank_slice(self, start: int) -> RankSlice:
         world = self.trainer.world_size if self.trainer else 1
         rank = self.trainer.global_rank if self.trainer else 0
-        start = self.trainer.global_step if self.trainer else 0
         sampler = MixtureBatchSampler(
             self.train_set,
             batch_size=self.params.batch_size,
@@ -67,13 +87,7 @@ class PreparedDataModule(L.LightningDataModule):
             total_steps=self.params.max_steps,
             seed=self.params.seed,
         )
-        return DataLoader(
-            self.train_set,
-            batch_sampler=RankSlice(sampler, start, rank, world),
-            collate_fn=_TrainCollator(self.processor, self.params.hard_negatives),
-            num_workers=self.params.num_workers,
-            persistent_workers=self.params.num_workers > 0,
-        )
+        return RankSlice(sampler, start, rank, world)
 
     def val_dataloader(self) -> DataLoader:
         queries = validation_queries(self.prepared, self.params.val_queries, self.params.val_candidates, self.params.seed)

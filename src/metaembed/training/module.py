@@ -90,6 +90,22 @@ class MetaEmbedModule(L.LightningModule):
 
     # ---- validation -------------------------------------------------------------------------
 
+    def on_validation_start(self) -> None:
+        self.calibrate()
+
+    def on_train_end(self) -> None:
+        self.calibrate()  # the saved model's inference means match its final weights
+
+    def calibrate(self) -> None:
+        if not self.model.params.centering:
+            return
+        batches = self.trainer.datamodule.calibration_batches()
+        on_device = ((side, self._to_device(inputs)) for side, inputs in batches)
+        self.model.calibrate_centering(on_device, reduce=lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+
+    def _to_device(self, inputs: dict) -> dict:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """One query with its candidate list (positive first)."""
         query, query_mask = self.model("query", **batch["query"])

@@ -44,6 +44,9 @@ class TrainParams(BaseModel):
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
+    # model.centering: the last N training batches measure the inference means (before every
+    # validation and before saving).
+    calibration_batches: int = Field(16, gt=0)
     val_every_n_steps: int = Field(100, gt=0)
     checkpoint_every_n_steps: int = Field(50, gt=0)
     val_queries: int = Field(96, gt=0)
