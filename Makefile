@@ -16,14 +16,18 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DVC_NO_ANALYTICS := 1
+# Prefect's local database and settings live in the project, like mlflow.db.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
 export TOKENIZERS_PARALLELISM := false
 # dvc.yaml stages call `metaembed`: the venv's tools come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run test bench lock clean
+.PHONY: help install run test bench lock clean ui serve
 
 help:
-	@echo "make run    - the main job on the embedded default"
+	@echo "make run    - the main job on the embedded default (the Prefect pipeline flow)"
+	@echo "make ui     - the MLflow UI on http://127.0.0.1:5000 (runs, models, aliases)"
+	@echo "make serve  - the pipeline on its cron schedule, with a Prefect server on http://127.0.0.1:4200"
 	@echo "make test   - the test suite"
 	@echo "make bench  - measured benchmarks (scoring roofline)"
 	@echo "make lock   - re-resolve requirements/base.in into requirements/lock.txt"
@@ -37,10 +41,16 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
+# data ensure -> prepare -> train -> evaluate -> sweep (dvc repro, skips what is unchanged)
+# -> register -> promotion gate; see flows/pipeline.py and docs/orchestration.md.
 run: install
-	metaembed data ensure
-	dvc repro
-	metaembed demo
+	$(BIN)/python flows/pipeline.py
+
+ui: install
+	$(BIN)/metaembed ui
+
+serve: install
+	$(BIN)/python flows/serve.py
 
 test: install
 	$(BIN)/python -m pytest -q

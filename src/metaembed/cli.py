@@ -24,8 +24,20 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "the DVC prepare stage: validate data/raw, write manifests and counts to data/prepared"),
     (("train",), "metaembed.commands.train",
      "train MetaEmbed on the prepared data (the DVC train stage), tracked in MLflow"),
+    (("evaluate",), "metaembed.commands.evaluate",
+     "MMEB Precision@1 and ViDoRe nDCG@5 at every budget (the DVC evaluate stage), logged to MLflow"),
+    (("sweep",), "metaembed.commands.sweep",
+     "quality, index size, FLOPs, latency and encoding rate per budget, Pareto frontier (DVC sweep stage)"),
+    (("baselines",), "metaembed.commands.baselines",
+     "train and evaluate MetaEmbed, no-MMR, single-vector and token-level over seeds; results table"),
     (("bench", "scoring"), "metaembed.benchmarks.scoring",
      "measure MaxSim throughput against this machine's matmul and bandwidth roofline"),
+    (("register",), "metaembed.commands.register",
+     "register the trained model in MLflow (once per distinct model); alias it challenger"),
+    (("promote",), "metaembed.commands.promote",
+     "promotion gate: move champion to the challenger if quality and cost allow (--dry-run: table only)"),
+    (("ui",), "metaembed.commands.ui",
+     "open the MLflow UI on 127.0.0.1 over the project's tracking store and registry"),
 ]
 
 

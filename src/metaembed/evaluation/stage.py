@@ -1,0 +1,136 @@
+"""The `evaluate` stage: params.yaml -> quality at every budget, DVC metrics, plots, MLflow.
+
+    <out_dir>/metrics.json          summary per budget and chance levels (DVC metrics)
+    <out_dir>/report.json           every subset and set at every budget, counts, timings
+    <out_dir>/quality_by_budget.png per subset/set and the mean, against the budget
+    <out_dir>/embeddings/           full-size embeddings (safetensors) the sweep re-scores
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from metaembed.config import load_params, section
+from metaembed.evaluation.params import EvaluateParams
+from metaembed.evaluation.suite import Suite
+from metaembed.tracking import TrackingParams
+
+EMBEDDINGS_DIR = "embeddings"
+# Source files whose change alters embeddings of an unchanged model (prompts, batching).
+# Per-set counts and chance levels stay in report.json; as MLflow metrics they would repeat per budget.
+_NOT_SCORES = ("chance", "queries", "twin_queries", "unjudged_queries")
+_ENCODER_SOURCES = ("model.py", "batching.py", "prompts.py", "backbones/processor.py")
+
+
+@dataclass
+class EvaluateConfig:
+    evaluate: EvaluateParams
+    tracking: TrackingParams
+    prepared: Path
+
+    @classmethod
+    def from_file(cls, path: str | Path = "params.yaml") -> EvaluateConfig:
+        params = load_params(path)
+        return cls(
+            evaluate=section(params, "evaluate", EvaluateParams, path),
+            tracking=section(params, "tracking", TrackingParams, path),
+            prepared=Path((params.get("prepare") or {}).get("out_dir", "data/prepared")),
+        )
+
+
+def encoder_fingerprint(model_dir: str | Path) -> str:
+    """The saved model plus the code that turns inputs into its embeddings."""
+    import metaembed
+    from metaembed.evaluation.encode import model_fingerprint
+
+    package = Path(metaembed.__file__).parent
+    digest = hashlib.sha256(model_fingerprint(model_dir).encode())
+    for name in _ENCODER_SOURCES:
+        source = package / name
+        if source.is_file():
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: str | Path | None = None,
+                 progress: bool = True, log_to_mlflow: bool | None = None, metric_prefix: str = "eval",
+                 root: str | Path = ".") -> dict:
+    """Evaluate the saved model on `suite` (default: the prepared data); returns metrics.json's content."""
+    import torch
+
+    from metaembed.evaluation import encode, plots
+    from metaembed.evaluation.quality import evaluate_model
+    from metaembed.evaluation.suite import load_prepared
+    from metaembed.model import MetaEmbed
+
+    params = config.evaluate
+    started = time.perf_counter()
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
+    out = Path(out_dir or params.out_dir)
+    log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
+    run_id = _run_id(params) if log else None  # fail before the long part, not after it
+    model_dir = Path(params.model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: no trained model (evaluate.model_dir); run `metaembed train` first")
+    model = MetaEmbed.from_pretrained(model_dir)
+    suite = suite or load_prepared(config.prepared)
+    print(f"evaluating {model_dir} ({model.params.pooling} pooling) on {suite.describe()}")
+    fingerprint = encoder_fingerprint(model_dir)
+    cache = _load_cache(out / EMBEDDINGS_DIR, fingerprint) if params.cache_embeddings else None
+    report, stores = evaluate_model(model, suite, params.budgets, params.recall_at, params.batch_size, progress, cache)
+    if params.cache_embeddings:
+        encode.save_stores(out / EMBEDDINGS_DIR, stores, {"encoder": fingerprint, "model_dir": str(model_dir),
+                                                          "pooling": model.params.pooling, "dim": model.dim})
+    report.seconds["total"] = round(time.perf_counter() - started, 2)
+    payload = report.to_dict() | {"model_dir": str(model_dir), "mlflow_run_id": run_id}
+    metrics = {"mlflow_run_id": run_id, "budgets": report.summary, "chance": report.chance,
+               "seconds": report.seconds}
+    _write_json(out / "report.json", payload)
+    _write_json(out / "metrics.json", metrics)
+    figure = plots.save(plots.evaluation_figure(payload), out / "quality_by_budget.png")
+    if run_id:
+        _log(run_id, config.tracking, payload, figure, metric_prefix, root)
+    return metrics
+
+
+def _run_id(params: EvaluateParams) -> str:
+    from metaembed.evaluation.tracked import training_run_id
+
+    return training_run_id(params.train_report)
+
+
+def _load_cache(folder: Path, fingerprint: str):
+    from metaembed.evaluation.encode import load_stores
+
+    try:
+        stores, meta = load_stores(folder)
+    except FileNotFoundError:
+        return None
+    if meta.get("encoder") != fingerprint:
+        print(f"embedding cache in {folder} is from another model or encoder: re-encoding")
+        return None
+    return stores
+
+
+def _log(run_id: str, tracking: TrackingParams, payload: dict, figure: Path, prefix: str, root) -> None:
+    from metaembed.evaluation.tracked import flatten, log_results
+
+    metrics = flatten(prefix, payload["summary"]) | flatten(f"{prefix}/chance", payload["chance"])
+    metrics |= flatten(f"{prefix}/seconds", payload["seconds"])
+    for table in ("mmeb", "vidore"):
+        for budget, sets in payload[table].items():
+            scores = {name: {k: v for k, v in values.items() if not k.startswith(_NOT_SCORES)}
+                      for name, values in sets.items()}
+            metrics |= flatten(f"{prefix}/{budget}/{table}", scores)
+    log_results(run_id, tracking, metrics, {f"{prefix}/report.json": payload},
+                {f"{prefix}/plots/{figure.name}": figure}, root)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")

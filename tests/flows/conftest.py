@@ -1,0 +1,89 @@
+"""A Prefect server on a free 127.0.0.1 port for the session, the flow modules, and a project.
+
+The registry tests' project fixtures (a tiny saved model, an MLflow store, stage outputs) are
+reused: the flow registers and gates for real; only the DVC stages are replaced where a test says so.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# Prefect's home (settings, local storage) for this test process, before prefect is imported.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
+if str(REPO / "flows") not in sys.path:
+    sys.path.insert(0, str(REPO / "flows"))
+
+
+def _load_registry_fixtures():
+    spec = importlib.util.spec_from_file_location("registry_fixtures", REPO / "tests" / "registry" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+_registry = _load_registry_fixtures()
+saved_models, store_dir, project, budget_table_fixture = (
+    _registry.saved_models, _registry.store_dir, _registry.project, _registry.budget_table_fixture)
+
+STAGES = ["prepare", "train", "evaluate", "sweep"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> str:
+    """`prefect server start` on 127.0.0.1 (API and scheduler; no UI), stopped after the session."""
+    import serve
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
+        "PREFECT_API_URL": "",  # the server must not think it is someone else's client
+    }
+    port = free_port()
+    server = serve.start_server(port, env=env, log=home / "server.log")
+    yield f"http://127.0.0.1:{port}/api"
+    serve.stop_server(server)
+
+
+@pytest.fixture
+def prefect_api(prefect_server):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+        yield prefect_server
+        # Send queued logs and events while the server is still there, not at interpreter exit.
+        APILogWorker.drain_all()
+        EventsWorker.drain_all()
+
+
+@pytest.fixture
+def flow_project(project):
+    """The registry project plus a `pipeline:` section (no back-off waits) and a dvc.yaml naming the stages."""
+    params = yaml.safe_load(project.params_path.read_text())
+    params["pipeline"] = {"stages": STAGES, "retries": 1, "retry_delay_seconds": [0],
+                          "schedule": {"deployment": "test-nightly", "cron": "0 3 * * *", "timezone": "UTC"}}
+    project.params_path.write_text(yaml.safe_dump(params))
+    stages = {stage: {"cmd": f"echo {stage}"} for stage in STAGES}
+    (project.root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    return project

@@ -1,0 +1,145 @@
+"""The pipeline flow on a real Prefect server: stage order, failures, retries, registry, artifact.
+
+The DVC stages are replaced by a recorder (the stage outputs are already in place, as after a
+real train and sweep); `test_stages_go_through_dvc...` runs real `dvc repro` on a toy project.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pipeline as flow_module
+import pytest
+import yaml
+
+
+class Recorder:
+    """Stands in for `run_command`: records what the flow ran; optional failures per stage."""
+
+    def __init__(self, outputs=None, failures=None):
+        self.calls, self.outputs, self.failures = [], outputs or {}, dict(failures or {})
+
+    def __call__(self, command, cwd, stage):
+        self.calls.append(stage)
+        pending = self.failures.get(stage)
+        if pending:
+            self.failures[stage] = pending[1:]
+            raise flow_module.StageFailed(stage, 1, pending[0])
+        return self.outputs.get(stage, f"Running stage '{stage}'")
+
+
+def run(project, monkeypatch, recorder):
+    monkeypatch.setattr(flow_module, "run_command", recorder)
+    return flow_module.pipeline(params=str(project.params_path), root=str(project.root), return_state=True)
+
+
+def read_artifact(api_url, key):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    assert api_url.startswith("http://127.0.0.1:")
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
+def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_new(flow_project, prefect_api,
+                                                                                    monkeypatch):
+    run_id = flow_project.train(0, quality=0.5)
+    recorder = Recorder()
+    state = run(flow_project, monkeypatch, recorder)
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert recorder.calls == ["data ensure", "prepare", "train", "evaluate", "sweep"]
+    assert summary["stages"] == {stage: "ran" for stage in ["prepare", "train", "evaluate", "sweep"]}
+    assert (summary["created"], summary["gate"], summary["champion"], summary["train_run_id"]) == (
+        True, "promote", "1", run_id)
+    assert flow_project.aliases() == {"challenger": "1", "champion": "1"}
+    [artifact] = [a for a in read_artifact(prefect_api, flow_module.ARTIFACT_KEY)
+                  if a.flow_run_id == state.state_details.flow_run_id]
+    assert "Promotion gate: promote" in artifact.data and run_id in artifact.data
+    assert "| 4x8 | 0.5000 |" in artifact.data  # the budget table: quality and costs
+
+    skipped = Recorder(outputs={s: f"Stage '{s}' didn't change, skipping" for s in ["prepare", "train", "evaluate", "sweep"]})
+    again = run(flow_project, monkeypatch, skipped).result()
+    assert again["stages"] == {stage: "skipped (unchanged)" for stage in ["prepare", "train", "evaluate", "sweep"]}
+    assert (again["created"], again["gate"], again["champion"]) == (False, "already champion", "1")
+    assert flow_project.versions() == ["1"]
+
+
+def test_a_rejected_model_completes_the_flow_and_says_why(flow_project, prefect_api, monkeypatch):
+    flow_project.train(0, quality=0.1)  # below promotion.min_quality
+    state = run(flow_project, monkeypatch, Recorder())
+
+    summary = state.result()
+    assert (summary["gate"], summary["champion"]) == ("reject", None)
+    assert "mmeb_p_at_1 0.1000 < minimum 0.2000" in summary["reason"]
+    assert "champion" not in flow_project.aliases()
+
+
+def test_with_promote_off_the_gate_only_reports(flow_project, prefect_api, monkeypatch):
+    params = yaml.safe_load(flow_project.params_path.read_text())
+    params["pipeline"]["promote"] = False
+    flow_project.params_path.write_text(yaml.safe_dump(params))
+    flow_project.train(0, quality=0.5)
+    state = run(flow_project, monkeypatch, Recorder())
+
+    summary = state.result()
+    assert (summary["gate"], summary["champion"]) == ("promote", None)
+    assert flow_project.aliases() == {"challenger": "1"}
+    [artifact] = [a for a in read_artifact(prefect_api, flow_module.ARTIFACT_KEY)
+                  if a.flow_run_id == state.state_details.flow_run_id]
+    assert "no alias was moved" in artifact.data
+
+
+def test_a_failed_stage_stops_the_flow_with_its_own_error(flow_project, prefect_api, monkeypatch):
+    flow_project.train(0, quality=0.5)
+    recorder = Recorder(failures={"train": ["ParamsError: params.yaml: train.lr: must be > 0"]})
+    state = run(flow_project, monkeypatch, recorder)
+
+    assert state.is_failed()
+    with pytest.raises(flow_module.StageFailed, match="(?s)stage 'train' failed .*train.lr: must be > 0"):
+        state.result()
+    assert recorder.calls == ["data ensure", "prepare", "train"]  # not retried: it would fail again
+    assert not flow_project.client().search_registered_models(f"name = '{flow_project.model_name}'")
+
+
+def test_a_transient_failure_is_retried(flow_project, prefect_api, monkeypatch):
+    flow_project.train(0, quality=0.5)
+    recorder = Recorder(failures={"prepare": ["sqlite3.OperationalError: database is locked"]})
+    state = run(flow_project, monkeypatch, recorder)
+
+    assert state.is_completed(), state.message
+    assert recorder.calls == ["data ensure", "prepare", "prepare", "train", "evaluate", "sweep"]
+
+
+def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_project, prefect_api, monkeypatch):
+    (flow_project.root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"prepare": {"cmd": "true"}}}))
+    recorder = Recorder()
+    state = run(flow_project, monkeypatch, recorder)
+
+    assert state.is_failed()
+    with pytest.raises(ValueError, match=r"pipeline.stages lists \['train', 'evaluate', 'sweep'\]"):
+        state.result()
+    assert recorder.calls == []
+
+
+def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(tmp_path):
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "input.txt").write_text("1\n")
+    stages = {
+        "double": {"cmd": "python -c \"print(int(open('input.txt').read()) * 2)\" > out.txt",
+                   "deps": ["input.txt"], "outs": ["out.txt"]},
+        "broken": {"cmd": "python -c \"import sys; sys.exit('no such column: quality')\"", "deps": ["out.txt"]},
+    }
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+
+    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "ran"
+    assert (tmp_path / "out.txt").read_text() == "2\n"
+    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "skipped (unchanged)"
+    (tmp_path / "input.txt").write_text("5\n")
+    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "ran"
+    with pytest.raises(flow_module.StageFailed, match="(?s)stage 'broken' failed .*no such column: quality") as failed:
+        flow_module.dvc_stage.fn("broken", str(tmp_path))
+    assert not failed.value.transient

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+import yaml
+
+from metaembed.registry.register import BUDGETS_TAG, SHA_TAG, TRAIN_RUN_TAG, folder_sha256, register
+from metaembed.registry.table import TableError
+
+
+def test_a_trained_model_becomes_a_version_with_provenance_and_the_challenger_alias(project):
+    run_id = project.train(0, quality=0.5)
+    registration = register(project.params_path, project.root)
+
+    assert (registration.created, registration.version, registration.train_run_id) == (True, "1", run_id)
+    version = project.client().get_model_version(project.model_name, "1")
+    assert version.run_id == run_id
+    tags = version.tags
+    assert tags[SHA_TAG] == folder_sha256(project.root / "artifacts" / "model")
+    assert tags[TRAIN_RUN_TAG] == run_id
+    assert (tags["git.commit"], tags["params.hash"], tags["data.hash"]) == ("c0ffee", "p" * 8, "d" * 8)
+    table = json.loads(tags[BUDGETS_TAG])
+    assert [row["name"] for row in table["budgets"]] == ["1x1", "4x8"]
+    assert table["budgets"][1]["quality"]["mmeb_p_at_1"] == 0.5
+    assert "| 4x8 | 0.5000 |" in version.description
+    assert project.aliases() == {"challenger": "1"}
+
+
+def test_the_registered_model_is_code_plus_safetensors_with_budget_and_side_params(project):
+    project.train(0, quality=0.5)
+    registration = register(project.params_path, project.root)
+
+    info = mlflow.models.get_model_info(registration.uri)
+    flavor = info.flavors["python_function"]
+    assert flavor["model_code_path"].endswith("pyfunc_model.py")  # "models from code"
+    params = {spec.name: (spec.dtype.name, spec.default) for spec in info.signature.params}
+    assert params["side"] == ("string", "query") and params["budget"] == ("long", 0)
+    assert [spec.name for spec in info.signature.inputs] == ["text", "image"]
+    assert info.signature.outputs.inputs[0].shape == (-1, -1, 128)
+    local = mlflow.artifacts.download_artifacts(registration.uri)
+    files = {path.name for path in __import__("pathlib").Path(local).rglob("*") if path.is_file()}
+    assert "metaembed_head.safetensors" in files and "model.safetensors" in files
+    assert not {name for name in files if name.endswith((".pkl", ".pt", ".bin"))}  # nothing pickled
+    requirements = (__import__("pathlib").Path(local) / "requirements.txt").read_text()
+    assert "torch==" in requirements and "metaembed==" in requirements
+
+
+def test_rerunning_with_nothing_changed_registers_nothing_new(project):
+    project.train(0, quality=0.5)
+    first = register(project.params_path, project.root)
+    again = register(project.params_path, project.root)
+    # A new training run that saved byte-identical weights is still the same model.
+    project.train(0, quality=0.5)
+    retrained = register(project.params_path, project.root)
+
+    assert (again.created, again.version) == (False, first.version)
+    assert (retrained.created, retrained.version) == (False, first.version)
+    assert project.versions() == ["1"]
+
+
+def test_a_different_model_is_a_new_version_and_takes_the_challenger_alias(project):
+    project.train(0, quality=0.5)
+    register(project.params_path, project.root)
+    project.train(1, quality=0.6)
+    second = register(project.params_path, project.root)
+
+    assert (second.created, second.version) == (True, "2")
+    assert project.versions() == ["1", "2"]
+    assert project.aliases() == {"challenger": "2"}
+
+
+def test_a_re_evaluated_model_keeps_its_version_and_shows_the_new_table(project):
+    project.train(0, quality=0.5)
+    register(project.params_path, project.root)
+    project.write_budgets(0.55)  # the sweep re-ran on the same model
+    again = register(project.params_path, project.root)
+
+    assert not again.created
+    tags = project.client().get_model_version(project.model_name, again.version).tags
+    assert json.loads(tags[BUDGETS_TAG])["budgets"][1]["quality"]["mmeb_p_at_1"] == 0.55
+
+
+def test_missing_or_bad_stage_outputs_are_named(project):
+    project.train(0, quality=0.5)
+    budgets = project.root / "artifacts" / "sweep" / "budgets.json"
+    content = json.loads(budgets.read_text())
+    content["budgets"][1]["quality"]["mmeb_p_at_1"] = 55.0  # a percentage, not a fraction
+    budgets.write_text(json.dumps(content))
+    with pytest.raises(TableError, match=r"budgets\.json: budgets\.1\.quality: .*not a fraction"):
+        register(project.params_path, project.root)
+
+    budgets.unlink()
+    with pytest.raises(TableError, match=r"budgets\.json not found: .*sweep"):
+        register(project.params_path, project.root)
+    assert not project.client().search_registered_models(f"name = '{project.model_name}'")
+
+
+def test_a_training_run_missing_from_the_store_is_an_error(project):
+    project.train(0, quality=0.5)
+    report = project.root / "artifacts" / "train" / "metrics.json"
+    report.write_text(json.dumps({"mlflow_run_id": "0" * 32, "metrics": {}}))
+    with pytest.raises(TableError, match="training run 0+ .* is not in"):
+        register(project.params_path, project.root)
+
+
+def test_registry_params_are_validated(project):
+    from metaembed.config import ParamsError, load_section
+    from metaembed.registry.params import PromotionParams
+
+    params = yaml.safe_load(project.params_path.read_text())
+    params["promotion"].pop("max_index_bytes_per_candidate")
+    project.params_path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match="promotion.*max_index_bytes_per_candidate and/or max_latency_ms"):
+        load_section("promotion", PromotionParams, project.params_path)
