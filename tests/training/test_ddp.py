@@ -45,3 +45,20 @@ def test_two_processes_match_one_on_the_same_global_batch(write_params, tmp_path
             differing += int((b[name] - a[name]).abs().gt(1e-6).sum())
             total += a[name].numel()
     assert differing / total < 1e-3, f"{differing} of {total} weights differ by more than 1e-6"
+
+
+@pytest.mark.slow
+def test_centering_means_are_measured_over_both_ranks(write_params, tmp_path):
+    from metaembed.model import MetaEmbed
+
+    params = {"train.max_steps": 2, "train.batch_size": 8, "train.sub_batch_size": 4, "train.calibration_batches": 2,
+              "train.val_every_n_steps": 100, "train.accelerator": "cpu", "model.centering": True,
+              "train.devices": 2, "train.strategy": "ddp"}
+    (tmp_path / "ddp").mkdir()
+    _train(write_params(params, name="ddp/params.yaml"), tmp_path / "ddp")
+    model = MetaEmbed.from_pretrained(tmp_path / "ddp" / "model")
+    # 2 calibration batches of 8 rows, 4 per rank: the saved means count the rows of both ranks.
+    assert model.center_updates.tolist() == [16, 16]
+    with torch.inference_mode():
+        vectors, _ = model.encode_queries(["a red circle"])
+    assert torch.isfinite(vectors).all()

@@ -54,8 +54,11 @@ class TrainConfig:
         return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS} | {"prepared": str(self.prepared)}
 
 
-def train(config: TrainConfig, root: str | Path = ".") -> dict:
-    """Train, save the model on rank 0, and return the metrics written for DVC."""
+def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = None) -> dict:
+    """Train, save the model on rank 0, and return the metrics written for DVC.
+
+    `callbacks` (e.g. tuning's pruning) are appended to the Trainer's own.
+    """
     started = time.perf_counter()
     params = config.train
     if params.num_threads:
@@ -87,7 +90,7 @@ def train(config: TrainConfig, root: str | Path = ".") -> dict:
         use_distributed_sampler=False,  # batches are sliced per rank by the data module
         log_every_n_steps=max(1, min(10, params.max_steps // 4)),
         logger=logger,
-        callbacks=[_checkpointing(checkpoint_dir, params)],
+        callbacks=[_checkpointing(checkpoint_dir, params), *(callbacks or [])],
         deterministic=False,
     )
     if trainer.is_global_zero:

@@ -1,0 +1,116 @@
+"""The tuning study as a Prefect flow: prepared data, N parallel `metaembed tune` workers, report.
+
+    python flows/tune.py --trials 6 [--workers 2] [--params params.yaml] [--storage URL]
+
+Each worker is its own process (`metaembed tune --worker k`) on the study's shared storage (the
+journal file under tune.out_dir, or tune.storage / --storage), so a crash of one leaves the others
+and the storage intact, and re-running the flow continues the same study. When every worker is
+done, `metaembed tune --trials 0` writes the report over all trials (summary, plots, best params
+patch, logged to the MLflow parent run) and the flow publishes it as a markdown artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))  # before prefect reads its settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from prefect import flow, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from metaembed.config import load_section  # noqa: E402
+from metaembed.tuning.params import TuneParams  # noqa: E402
+from pipeline import dvc_stage, is_transient, run_command  # noqa: E402
+
+ARTIFACT_KEY = "metaembed-tune"
+
+
+def split_trials(trials: int, workers: int) -> list[int]:
+    """Trials per worker, as even as possible; workers beyond the trial count get none."""
+    if trials < 1 or workers < 1:
+        raise ValueError(f"need trials >= 1 and workers >= 1, got trials={trials}, workers={workers}")
+    return [n for n in (trials // workers + (k < trials % workers) for k in range(workers)) if n]
+
+
+def _command(params: str, trials: int, worker: int, storage: str | None) -> list[str]:
+    command = [sys.executable, "-m", "metaembed.cli", "tune", "--params", params, "--trials", str(trials),
+               "--worker", str(worker)]
+    return command + (["--storage", storage] if storage else [])
+
+
+@task(name="tune-worker", task_run_name="tune worker {worker} ({trials} trials)", cache_policy=NO_CACHE)
+def tune_worker(root: str, params: str, trials: int, worker: int, storage: str | None) -> str:
+    return run_command(_command(params, trials, worker, storage), Path(root), f"tune worker {worker}")
+
+
+@task(name="tune-report", cache_policy=NO_CACHE)
+def tune_report(root: str, params: str, storage: str | None) -> dict:
+    run_command(_command(params, 0, 0, storage), Path(root), "tune report")
+    tune = load_section("tune", TuneParams, params)
+    return json.loads((Path(root) / tune.out_dir / tune.study_name / "summary.json").read_text())
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Tuning study `{summary['study']}` ({summary['mode']})", "",
+             f"storage `{summary['storage']}`, trials {summary['states']}, MLflow parent run "
+             f"`{summary['parent_run_id']}`", "", "| trial | source | state | objective | groups | temperature | lr |",
+             "|---|---|---|---|---|---|---|"]
+    for row in summary["trials"]:
+        config = row.get("config") or {}
+        values = ", ".join(f"{v:.4f}" for v in row["values"] or []) or "-"
+        lines.append(f"| {row['number']} | {row['source']} | {row['state']} | {values} | {config.get('groups')} | "
+                     f"{config.get('temperature', float('nan')):.4g} | {config.get('lr', float('nan')):.3g} |")
+    if "best" in summary:
+        lines += ["", f"best: trial {summary['best']['number']}; apply with `git apply {summary.get('patch')}` "
+                  f"or `{summary['dvc_exp_run']}`"]
+    if "pareto_front" in summary:
+        lines += ["", f"Pareto front: trials {[row['number'] for row in summary['pareto_front']]}"]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="metaembed-tune", log_prints=True)
+def tune(trials: int = 6, workers: int = 1, params: str = "params.yaml", storage: str | None = None,
+         root: str | None = None, prepare: bool = True) -> dict:
+    """dvc repro prepare -> `workers` parallel tune workers -> report (markdown artifact)."""
+    base = Path(root or ROOT).resolve()
+    params_path = str(Path(params) if Path(params).is_absolute() else base / params)
+    if prepare:
+        dvc_stage.with_options(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=is_transient)(
+            "prepare", str(base))
+    futures = [tune_worker.submit(str(base), params_path, n, k, storage)
+               for k, n in enumerate(split_trials(trials, workers))]
+    for future in futures:
+        future.result()  # raises the first worker failure after all were started
+    summary = tune_report(str(base), params_path, storage)
+    create_markdown_artifact(markdown=summary_markdown(summary), key=ARTIFACT_KEY,
+                             description="trials, objective, best configuration and how to apply it")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6, help="trials in all, split over the workers")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (2 cores: 1 or 2)")
+    parser.add_argument("--params", default="params.yaml", help="params file, relative to the project root")
+    parser.add_argument("--storage", help="RDB URL or journal path (default: tune.storage / the journal file)")
+    parser.add_argument("--no-prepare", action="store_true", help="skip `dvc repro prepare`")
+    args = parser.parse_args(argv)
+    state = tune(trials=args.trials, workers=args.workers, params=args.params, storage=args.storage,
+                 prepare=not args.no_prepare, return_state=True)
+    if not state.is_completed():
+        print(f"\ntuning failed: {state.message}", file=sys.stderr)
+        return 1
+    print("\n" + summary_markdown(state.result()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
