@@ -41,3 +41,8 @@ def section(params: dict, key: str, model: type[Section], source: str | Path = D
 
 def load_section(key: str, model: type[Section], path: str | Path = DEFAULT_PARAMS) -> Section:
     return section(load_params(path), key, model, source=path)
+
+
+def prepared_dir(params: dict) -> Path:
+    """Where the prepare stage writes (params.yaml `prepare.out_dir`), read by every later stage."""
+    return Path((params.get("prepare") or {}).get("out_dir", "data/prepared"))

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from metaembed.config import load_params, section
+from metaembed.config import load_params, prepared_dir, section
 from metaembed.evaluation.params import EvaluateParams
 from metaembed.evaluation.suite import Suite
 from metaembed.tracking import TrackingParams
@@ -38,7 +38,7 @@ class EvaluateConfig:
         return cls(
             evaluate=section(params, "evaluate", EvaluateParams, path),
             tracking=section(params, "tracking", TrackingParams, path),
-            prepared=Path((params.get("prepare") or {}).get("out_dir", "data/prepared")),
+            prepared=prepared_dir(params),
         )
 
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from metaembed.config import load_params, section
+from metaembed.config import load_params, prepared_dir, section
 from metaembed.evaluation.params import QUALITY_METRICS, EvaluateParams, SweepParams
 from metaembed.tracking import TrackingParams
 
@@ -45,7 +45,7 @@ class SweepConfig:
             sweep=section(params, "sweep", SweepParams, path),
             evaluate=section(params, "evaluate", EvaluateParams, path),
             tracking=section(params, "tracking", TrackingParams, path),
-            prepared=Path((params.get("prepare") or {}).get("out_dir", "data/prepared")),
+            prepared=prepared_dir(params),
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import move_data_to_device
 
 from metaembed.losses import MatryoshkaMultiVectorLoss
 from metaembed.metrics import precision_at_1
@@ -100,11 +101,8 @@ class MetaEmbedModule(L.LightningModule):
         if not self.model.params.centering:
             return
         batches = self.trainer.datamodule.calibration_batches()
-        on_device = ((side, self._to_device(inputs)) for side, inputs in batches)
+        on_device = ((side, move_data_to_device(inputs, self.device)) for side, inputs in batches)
         self.model.calibrate_centering(on_device, reduce=lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
-
-    def _to_device(self, inputs: dict) -> dict:
-        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """One query with its candidate list (positive first)."""

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from metaembed.backbones import BackboneParams, load_backbone
-from metaembed.config import load_params, section
+from metaembed.config import load_params, prepared_dir, section
 from metaembed.model import MetaEmbed, ModelParams
 from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
 from metaembed.training import checkpoints
@@ -40,7 +40,7 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path = "params.yaml") -> "TrainConfig":
         params = load_params(path)
-        prepared = Path((params.get("prepare") or {}).get("out_dir", "data/prepared"))
+        prepared = prepared_dir(params)
         return cls(
             backbone=section(params, "backbone", BackboneParams, path),
             model=section(params, "model", ModelParams, path),

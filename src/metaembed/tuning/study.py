@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metaembed.config import ParamsError, load_params, section
+from metaembed.config import ParamsError, load_params, prepared_dir, section
 from metaembed.tuning.params import TuneParams
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -130,7 +130,7 @@ def build_context(options: TuneOptions, base: dict, tune: TuneParams, parent_run
     from metaembed.tuning.objective import TrialContext, sample_suite
 
     evaluate = section(base, "evaluate", EvaluateParams, options.params_path)
-    prepared = Path(options.root) / (base.get("prepare") or {}).get("out_dir", "data/prepared")
+    prepared = Path(options.root) / prepared_dir(base)
     suite = (sample_suite(load_prepared(prepared), tune.quality_metric, tune.eval_queries_per_subset,
                           tune.eval_candidates_per_query)
              if options.trials else Suite())  # --trials 0 only reports
