@@ -173,3 +173,29 @@ def test_inference_uses_the_calibrated_means_and_refuses_without_them(make_model
 def test_centering_needs_a_fixed_number_of_vectors(make_model):
     with pytest.raises(ValueError, match="centering needs a fixed number of vectors"):
         make_model(centering=True, pooling="tokens")
+
+
+def test_grouped_centering_removes_each_groups_mean_and_penalises_their_offsets(make_model):
+    model = make_model(centering=True, projection_dim=None).train()
+    texts = ["a red circle", "a blue square", "two green rings", "a cup"]
+    batch = build_batch(model.processor, "query", texts, [None] * 4)
+    groups = torch.tensor([0, 0, 1, 1])
+    model.params.centering = False
+    raw, _ = model("query", **batch)
+    model.params.centering = True
+    model("query", **batch, groups=groups)
+    assert len(model._group_means["query"]) == 2
+    penalty = model.pop_offset_penalty()
+    # Nothing recorded until the next grouped forward: the penalty is per step.
+    assert model._group_means["query"] == [] and model.pop_offset_penalty().item() == 0.0
+    assert penalty.item() > 0 and penalty.requires_grad
+    penalty.backward()
+    assert model.meta.weight.grad is not None and model.meta.weight.grad.abs().sum() > 0
+
+    # Within a group the result is the group's own centring, whatever the other group holds.
+    with torch.no_grad():
+        both, _ = model("query", **batch, groups=groups)
+        alone, _ = model("query", **build_batch(model.processor, "query", texts[:2], [None] * 2))
+    model.pop_offset_penalty()
+    torch.testing.assert_close(both[:2], alone, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(raw[:2], alone, atol=1e-3)

@@ -51,8 +51,9 @@ class ModelParams(BaseModel):
     num_candidate_meta: int = Field(64, gt=0)
     pooling: Literal["meta", "last", "tokens"] = "meta"
     projection_dim: int | None = Field(None, gt=0)
-    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training,
-    # at inference the mean that `calibrate_centering` measured with the final weights. Removes
+    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training
+    # (each source's own mean when the trainer passes `groups`), at inference the mean that
+    # `calibrate_centering` measured with the final weights. Removes
     # the component every input shares, which otherwise dominates a from-scratch model and lets
     # InfoNCE collapse all embeddings onto one point (docs/learnability.md). false = the paper's head.
     centering: bool = False
@@ -81,6 +82,7 @@ class MetaEmbed(nn.Module):
             self.register_buffer("center_candidate", torch.zeros(slots["candidate"], hidden))
             self.register_buffer("center_updates", torch.zeros(2, dtype=torch.long))  # rows measured: query, candidate
         self._calibrating: dict | None = None
+        self._group_means: dict[Side, list[tuple[torch.Tensor, torch.Tensor]]] = {"query": [], "candidate": []}
         self._init_head()
         if self.params.lora.enabled:
             self._apply_lora()
@@ -133,8 +135,11 @@ class MetaEmbed(nn.Module):
         pixel_values: torch.Tensor | None = None,
         image_grid_thw: torch.Tensor | None = None,
         budget: int | None = None,
+        groups: torch.Tensor | None = None,
         **_: object,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`groups` (training only): an id per row, e.g. its data source; centering then removes
+        each group's own mean and records the groups' offsets for `pop_offset_penalty`."""
         check_side(side)
         count = self._check_budget(side, budget)
         device = self.device
@@ -151,7 +156,7 @@ class MetaEmbed(nn.Module):
             self._calibrating[side].append(vectors.detach().double().sum(dim=0))
             self._calibrating[f"{side}_rows"] += vectors.shape[0]
         if self.params.centering:
-            vectors = self._center(side, vectors)
+            vectors = self._center(side, vectors, groups)
         if self.projection is not None:
             vectors = self.projection(vectors)
         vectors = F.normalize(vectors.float(), dim=-1) * mask.unsqueeze(-1)
@@ -208,18 +213,48 @@ class MetaEmbed(nn.Module):
             getattr(self, f"center_{side}").copy_(total / rows)
             self.center_updates[slot] = int(rows.item())
 
-    def _center(self, side: Side, vectors: torch.Tensor) -> torch.Tensor:
+    def pop_offset_penalty(self) -> torch.Tensor:
+        """How far apart the groups' mean states lie, relative to the spread inside a group.
+
+        Training removes each group's (source's) own mean, but inference removes one global mean:
+        whatever offset tells the groups apart comes back there and, on a from-scratch backbone,
+        swamps the content (docs/learnability.md). Penalising it makes one mean serve every task.
+        Averaged over the sides that saw at least two groups since the last call; 0 otherwise.
+        """
+        terms = []
+        for side, recorded in self._group_means.items():
+            if len(recorded) > 1:
+                means = torch.stack([mean for mean, _ in recorded])  # [groups, slots, hidden]
+                spread = torch.stack([spread for _, spread in recorded]).mean(dim=0)  # [slots]
+                between = (means - means.mean(dim=0)).pow(2).sum(dim=-1).mean(dim=0)
+                terms.append((between / (spread + 1e-6)).mean())
+            recorded.clear()
+        return torch.stack(terms).mean() if terms else torch.zeros((), device=self.device)
+
+    def _center(self, side: Side, vectors: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """Remove the shared component of each vector slot (see ModelParams.centering)."""
         if self._calibrating is not None:
             return vectors  # measuring the raw means: nothing to subtract yet
         if self.training and vectors.shape[0] > 1:
-            return vectors - vectors.mean(dim=0)
+            if groups is None:
+                return vectors - vectors.mean(dim=0)
+            return self._center_groups(side, vectors, groups.to(vectors.device))
         if not bool(self.center_updates.all()):
             raise RuntimeError(
                 "model.centering is on but the inference means were never measured: call "
                 "MetaEmbed.calibrate_centering(batches) after training (metaembed train does it before saving)"
             )
         return vectors - getattr(self, f"center_{side}")[: vectors.shape[1]].to(vectors.dtype)
+
+    def _center_groups(self, side: Side, vectors: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        centered = torch.empty_like(vectors)
+        for group in groups.unique():
+            rows = groups == group
+            mean = vectors[rows].mean(dim=0)
+            centered[rows] = vectors[rows] - mean
+            spread = centered[rows].detach().pow(2).sum(dim=-1).mean(dim=0)
+            self._group_means[side].append((mean, spread))
+        return centered
 
     def _apply_lora(self) -> None:
         from peft import LoraConfig, get_peft_model

@@ -17,7 +17,7 @@ def test_a_short_training_saves_the_model_and_tracks_the_run(write_params, tmp_p
 
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics == report and metrics["metrics"]["steps"] == 4
-    for key in ["train/loss", "train/loss_1x1", "train/loss_4x8", "val/p_at_1_1x1", "val/p_at_1_full"]:
+    for key in ["train/loss", "train/loss_1x1", "train/loss_4x8", "val/p_at_1_1x1", "val/p_at_1_full", "train/offset_penalty"]:
         assert key in metrics["metrics"], key
     assert 0.0 <= metrics["metrics"]["val/p_at_1_full"] <= 1.0
     assert (tmp_path / "report" / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

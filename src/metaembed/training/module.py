@@ -38,18 +38,21 @@ class MetaEmbedModule(L.LightningModule):
     # ---- training ---------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        query, query_mask = self.model("query", **batch["query"])
-        positive, positive_mask = self.model("candidate", **batch["positive"])
+        groups = _source_ids(batch["sources"], self.device)
+        query, query_mask = self.model("query", **batch["query"], groups=groups)
+        positive, positive_mask = self.model("candidate", **batch["positive"], groups=groups)
         negative = negative_mask = None
         if batch.get("negative") is not None:
-            found, found_mask = self.model("candidate", **batch["negative"])
+            found, found_mask = self.model("candidate", **batch["negative"], groups=groups[batch["negative_index"]])
             negative, negative_mask = negatives_per_query(found, found_mask, batch["negative_index"], query.shape[0])
         if self.model.params.pooling == "tokens":
             positive, positive_mask, negative, negative_mask = _pad_candidates(positive, positive_mask, negative, negative_mask)
         output = self._loss(query, positive)(query, positive, negative, query_mask, positive_mask, negative_mask)
-        if not torch.isfinite(output.loss):
+        offset = self.model.pop_offset_penalty()
+        loss = output.loss + self.loss_params.offset_penalty * offset
+        if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"loss is {output.loss.item()} at step {self.global_step} (group losses {output.by_group()}); "
+                f"loss is {loss.item()} at step {self.global_step} (group losses {output.by_group()}); "
                 "lower train.lr or raise loss.temperature, then resume from the last checkpoint"
             )
         size = query.shape[0]
@@ -57,8 +60,9 @@ class MetaEmbedModule(L.LightningModule):
         self.log("train/loss", output.loss, prog_bar=True, batch_size=size, sync_dist=True)
         for name, value in output.by_group().items():
             self.log(f"train/loss_{name}", value, batch_size=size, sync_dist=True)
+        self.log("train/offset_penalty", offset, batch_size=size, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
-        return output.loss
+        return loss
 
     def configure_optimizers(self):
         params = self.train_params
@@ -120,6 +124,12 @@ class MetaEmbedModule(L.LightningModule):
             precision = torch.cat([precision_at_1(out[name].float(), 0) for out in self._val_outputs]).mean()
             self.log(f"val/p_at_1_{name}", precision.float(), prog_bar=name == "full", sync_dist=True)
         self._val_outputs.clear()
+
+
+def _source_ids(sources: list[str], device: torch.device) -> torch.Tensor:
+    """One integer per row naming its data source: the groups that training centres apart."""
+    ids = {name: index for index, name in enumerate(dict.fromkeys(sources))}
+    return torch.tensor([ids[name] for name in sources], dtype=torch.long, device=device)
 
 
 def _make_loss(loss: LossParams, num_query: int, num_candidate: int, groups=None) -> MatryoshkaMultiVectorLoss:

@@ -16,6 +16,9 @@ class LossParams(BaseModel):
     # false trains the full group only: the "MetaEmbed without MMR" baseline.
     mmr: bool = True
     scale_by_query_vectors: bool = False
+    # Weight of MetaEmbed.pop_offset_penalty: keeps the sources' mean states together so that the
+    # one calibrated inference mean fits every task (needs model.centering; 0 turns it off).
+    offset_penalty: float = Field(0.0, ge=0)
 
     def active_groups(self) -> list[tuple[int, int, float]]:
         return list(self.groups) if self.mmr else [self.groups[-1]]
