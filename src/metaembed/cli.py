@@ -32,6 +32,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "train and evaluate MetaEmbed, no-MMR, single-vector and token-level over seeds; results table"),
     (("bench", "scoring"), "metaembed.benchmarks.scoring",
      "measure MaxSim throughput against this machine's matmul and bandwidth roofline"),
+    (("bench", "train"), "metaembed.benchmarks.training",
+     "training samples/s, tokens/s and MFU, and encoding rate, of a real-size MetaEmbed (GPU)"),
     (("register",), "metaembed.commands.register",
      "register the trained model in MLflow (once per distinct model); alias it challenger"),
     (("promote",), "metaembed.commands.promote",
