@@ -1,4 +1,4 @@
-"""The tuning study as a Prefect flow: prepared data, N parallel `metaembed tune` workers, report.
+"""The tuning study as a Prefect flow: prepared data and backbone, N parallel `metaembed tune` workers, report.
 
     python flows/tune.py --trials 6 [--workers 2] [--params params.yaml] [--storage URL]
 
@@ -77,12 +77,12 @@ def summary_markdown(summary: dict) -> str:
 @flow(name="metaembed-tune", log_prints=True)
 def tune(trials: int = 6, workers: int = 1, params: str = "params.yaml", storage: str | None = None,
          root: str | None = None, prepare: bool = True) -> dict:
-    """dvc repro prepare -> `workers` parallel tune workers -> report (markdown artifact)."""
+    """dvc repro pretrain (and prepare before it) -> `workers` parallel tune workers -> report (markdown artifact)."""
     base = Path(root or ROOT).resolve()
     params_path = str(Path(params) if Path(params).is_absolute() else base / params)
     if prepare:
         dvc_stage.with_options(retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=is_transient)(
-            "prepare", str(base))
+            "pretrain", str(base))
     futures = [tune_worker.submit(str(base), params_path, n, k, storage)
                for k, n in enumerate(split_trials(trials, workers))]
     for future in futures:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (2 cores: 1 or 2)")
     parser.add_argument("--params", default="params.yaml", help="params file, relative to the project root")
     parser.add_argument("--storage", help="RDB URL or journal path (default: tune.storage / the journal file)")
-    parser.add_argument("--no-prepare", action="store_true", help="skip `dvc repro prepare`")
+    parser.add_argument("--no-prepare", action="store_true", help="skip `dvc repro pretrain` (prepared data and backbone exist)")
     args = parser.parse_args(argv)
     state = tune(trials=args.trials, workers=args.workers, params=args.params, storage=args.storage,
                  prepare=not args.no_prepare, return_state=True)

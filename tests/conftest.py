@@ -1,4 +1,5 @@
-"""Shared fixtures: offline settings and one tiny backbone per test session."""
+"""Shared fixtures: offline settings, one tiny backbone per test session, and a small prepared
+benchmark with a params writer that trains on it in seconds."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +64,51 @@ def images():
     rng = np.random.default_rng(0)
     sizes = [(112, 112), (96, 128), (112, 112)]
     return [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+@pytest.fixture(scope="session")
+def prepared_dir(tmp_path_factory) -> Path:
+    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.prepare import run_prepare
+    from metaembed.data.synth import generate
+
+    root = tmp_path_factory.mktemp("training-data")
+    data = DataParams.model_validate({
+        "train": {"rows_per_subset": 16},
+        "eval": {"queries_per_subset": 4, "candidates": 12},
+        "pages": {"train_docs": 4, "eval_docs": 4},
+    })
+    generate(data, root / "raw", progress=False)
+    run_prepare(PrepareParams(raw_dir=str(root / "raw"), out_dir=str(root / "prepared")), progress=False)
+    return root / "prepared"
+
+
+@pytest.fixture
+def write_params(tmp_path, prepared_dir, backbone_params):
+    """Write a params.yaml for a few-step training in tmp_path; overrides are {"section.key": value}."""
+
+    def write(overrides: dict | None = None, name: str = "params.yaml") -> Path:
+        """Outputs, checkpoints and the MLflow store go beside the written params file."""
+        path = tmp_path / name
+        base = path.parent
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["backbone"].update(name_or_path="tiny", cache_dir=backbone_params.cache_dir)
+        params["model"].update(num_query_meta=4, num_candidate_meta=8)
+        params["loss"]["groups"] = [[1, 1, 1.0], [2, 4, 1.0], [4, 8, 1.0]]
+        params["prepare"]["out_dir"] = str(prepared_dir)
+        params["train"].update(
+            max_steps=4, batch_size=8, warmup_steps=1, val_every_n_steps=2, checkpoint_every_n_steps=2,
+            val_queries=4, val_candidates=6, num_threads=1,
+            output_dir=str(base / "model"), report_dir=str(base / "report"),
+            checkpoint_dir=str(base / "checkpoints"),
+        )
+        params["tracking"].update(tracking_uri=f"sqlite:///{base}/mlflow.db",
+                                  artifact_location=str(base / "mlartifacts"), system_metrics=False)
+        for key, value in (overrides or {}).items():
+            section, field = key.split(".", 1)
+            params[section][field] = value
+        if params["model"]["pooling"] == "tokens":
+            params["model"]["centering"] = False  # needs a fixed number of vectors
+        path.write_text(yaml.safe_dump(params))
+        return path
+
+    return write

@@ -22,6 +22,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "make data/raw what data.dvc pins: local cache, DVC remote, or regeneration; then verify"),
     (("data", "prepare"), "metaembed.commands.data_prepare",
      "the DVC prepare stage: validate data/raw, write manifests and counts to data/prepared"),
+    (("pretrain",), "metaembed.commands.pretrain",
+     "caption-pretrain the backbone on the training images (the DVC pretrain stage), tracked in MLflow"),
     (("train",), "metaembed.commands.train",
      "train MetaEmbed on the prepared data (the DVC train stage), tracked in MLflow"),
     (("evaluate",), "metaembed.commands.evaluate",

@@ -15,8 +15,17 @@ def test_unknown_family_lists_supported_ones(tmp_path):
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(UnsupportedBackboneError, match="cannot read a model config"):
+    with pytest.raises(UnsupportedBackboneError, match="cannot read a model config") as error:
         load_backbone(name_or_path=str(tmp_path / "nowhere"))
+    assert "dvc repro pretrain" in str(error.value)  # the default's folder is the pretrain stage's output
+
+
+def test_with_lm_head_loads_the_generation_class_with_the_same_decoder(tiny_backbone, backbone_params):
+    generating = load_backbone(backbone_params, with_lm_head=True)
+    assert type(generating.model).__name__ == "Qwen2VLForConditionalGeneration"
+    decoder = generating.model.model.state_dict()
+    for name, weight in tiny_backbone.model.state_dict().items():
+        torch.testing.assert_close(decoder[name], weight, rtol=0, atol=0)
 
 
 def test_conditional_generation_checkpoint_loads_into_base_model(tiny_backbone, tmp_path):

@@ -27,7 +27,7 @@ def tiny_params(tmp_path, backbone_params) -> Path:
     generate(data, tmp_path / "raw", progress=False)
     run_prepare(PrepareParams(raw_dir=str(tmp_path / "raw"), out_dir=str(tmp_path / "prepared")), progress=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["backbone"]["cache_dir"] = backbone_params.cache_dir
+    params["backbone"].update(name_or_path="tiny", cache_dir=backbone_params.cache_dir)
     params["model"].update(num_query_meta=2, num_candidate_meta=4)
     params["loss"]["groups"] = [[1, 1, 1.0], [2, 4, 1.0]]
     params["prepare"]["out_dir"] = str(tmp_path / "prepared")

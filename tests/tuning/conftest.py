@@ -1,27 +1,11 @@
-"""A tiny prepared benchmark and a params file whose tune: section runs a trial in seconds."""
+"""A params file whose tune: section runs a trial in seconds (on the shared prepared benchmark)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_training_fixtures():
-    spec = importlib.util.spec_from_file_location("training_fixtures", REPO / "tests" / "training" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_training = _load_training_fixtures()
-prepared_dir, write_params = _training.prepared_dir, _training.write_params
 
 TINY_TUNE = {
     "eval_queries_per_subset": 3,

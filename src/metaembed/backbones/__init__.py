@@ -21,6 +21,11 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "qwen2_vl": "Qwen2VLModel",
     "qwen2_5_vl": "Qwen2_5_VLModel",
 }
+# The same families with their LM head, for caption pretraining (metaembed.pretraining).
+GENERATION_CLASSES: dict[str, str] = {
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+}
 
 
 class UnsupportedBackboneError(ValueError):
@@ -55,12 +60,15 @@ class Backbone:
         return self.model.config.text_config.hidden_size
 
 
-def load_backbone(params: BackboneParams | None = None, **overrides: Any) -> Backbone:
-    """Load model and processor; `overrides` replace fields of `params` (e.g. name_or_path=...)."""
+def load_backbone(params: BackboneParams | None = None, with_lm_head: bool = False, **overrides: Any) -> Backbone:
+    """Load model and processor; `overrides` replace fields of `params` (e.g. name_or_path=...).
+
+    `with_lm_head` loads the *ForConditionalGeneration class (a base checkpoint gets a new head).
+    """
     params = (params or BackboneParams()).model_copy(update=overrides)
     path = _resolve(params)
     family = _family(path, params.trust_remote_code)
-    model = _load_model(path, family, params)
+    model = _load_model(path, family, params, GENERATION_CLASSES if with_lm_head else SUPPORTED_FAMILIES)
     processor = load_processor(path, params.min_pixels, params.max_pixels, params.trust_remote_code)
     return Backbone(model=model, processor=processor, family=family, source=params.name_or_path)
 
@@ -93,7 +101,8 @@ def _family(path: str, trust_remote_code: bool) -> str:
     except (OSError, ValueError) as error:
         raise UnsupportedBackboneError(
             f"cannot read a model config from {path!r}: {error}. Give a local folder with config.json, "
-            f"a Hugging Face id reachable from this machine, or 'tiny'."
+            f"a Hugging Face id reachable from this machine, or 'tiny' (for the pretrain stage's output folder, "
+            f"run `dvc repro pretrain` or `metaembed pretrain` first)."
         ) from error
     if config.model_type not in SUPPORTED_FAMILIES:
         raise UnsupportedBackboneError(
@@ -102,11 +111,11 @@ def _family(path: str, trust_remote_code: bool) -> str:
     return config.model_type
 
 
-def _load_model(path: str, family: str, params: BackboneParams):
+def _load_model(path: str, family: str, params: BackboneParams, classes: dict[str, str]):
     import torch
     import transformers
 
-    model_class = getattr(transformers, SUPPORTED_FAMILIES[family])
+    model_class = getattr(transformers, classes[family])
     # A *ForConditionalGeneration checkpoint loads into the base class: its "model." prefix is
     # stripped by from_pretrained and the LM head is left out.
     return model_class.from_pretrained(

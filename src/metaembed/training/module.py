@@ -18,7 +18,7 @@ from metaembed.model import MetaEmbed
 from metaembed.scoring import maxsim
 from metaembed.training.datamodule import negatives_per_query
 from metaembed.training.params import LossParams, TrainParams
-from metaembed.training.schedule import warmup_cosine
+from metaembed.training.schedule import adamw_warmup_cosine
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,21 +65,7 @@ class MetaEmbedModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = self.train_params
-        decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
-            if parameter.requires_grad:
-                (no_decay if parameter.ndim < 2 or "norm" in name else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=params.lr,
-            betas=params.betas,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(step, params.warmup_steps, params.max_steps, params.min_lr_ratio),
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine(self.model.named_parameters(), self.train_params)
 
     def _fixed_loss(self) -> MatryoshkaMultiVectorLoss:
         if self.model.params.pooling == "last":  # single vector: no nested prefixes

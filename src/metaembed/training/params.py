@@ -24,14 +24,14 @@ class LossParams(BaseModel):
         return list(self.groups) if self.mmr else [self.groups[-1]]
 
 
-class TrainParams(BaseModel):
+class LoopParams(BaseModel):
+    """What every training loop here shares (retrieval training and caption pretraining): steps,
+    AdamW with warm-up then cosine decay (training.schedule), clipping, device and threads."""
+
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0
     max_steps: int = Field(600, gt=0)
-    batch_size: int = Field(64, gt=1)  # global: split evenly over ranks
-    sub_batch_size: int | None = Field(None, gt=0)  # rows drawn from one source; None: a rank's share
-    hard_negatives: bool = True
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
@@ -39,14 +39,26 @@ class TrainParams(BaseModel):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     grad_clip: float = Field(1.0, gt=0)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    devices: int | Literal["auto"] = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    fsdp_activation_checkpointing: bool = False
     # "auto": bf16-mixed on GPU, 32-true on CPU.
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _warmup_within_steps(self):
+        if self.warmup_steps >= self.max_steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
+        return self
+
+
+class TrainParams(LoopParams):
+    batch_size: int = Field(64, gt=1)  # global: split evenly over ranks
+    sub_batch_size: int | None = Field(None, gt=0)  # rows drawn from one source; None: a rank's share
+    hard_negatives: bool = True
+    devices: int | Literal["auto"] = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    fsdp_activation_checkpointing: bool = False
     # model.centering: the last N training batches measure the inference means (before every
     # validation and before saving).
     calibration_batches: int = Field(16, gt=0)
@@ -58,9 +70,3 @@ class TrainParams(BaseModel):
     output_dir: str = "artifacts/model"
     report_dir: str = "artifacts/train"  # metrics.json and loss_curve.png (DVC metrics and plots)
     checkpoint_dir: str = "artifacts/checkpoints"
-
-    @model_validator(mode="after")
-    def _warmup_within_steps(self) -> "TrainParams":
-        if self.warmup_steps >= self.max_steps:
-            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
-        return self

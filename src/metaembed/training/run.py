@@ -74,7 +74,7 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     if resume is not None:
         print(f"resuming from checkpoint {resume}")
     logger = lightning_logger(config.tracking, run_name="train", tags=_tags(root), root=root,
-                              run_id=_previous_run_id(checkpoint_dir) if resume else None)
+                              run_id=previous_run_id(checkpoint_dir) if resume else None)
     trainer = L.Trainer(
         max_steps=params.max_steps,
         accelerator=params.accelerator,
@@ -90,7 +90,7 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
         use_distributed_sampler=False,  # batches are sliced per rank by the data module
         log_every_n_steps=max(1, min(10, params.max_steps // 4)),
         logger=logger,
-        callbacks=[_checkpointing(checkpoint_dir, params), *(callbacks or [])],
+        callbacks=[checkpointing(checkpoint_dir, params.checkpoint_every_n_steps), *(callbacks or [])],
         deterministic=False,
     )
     if trainer.is_global_zero:
@@ -102,14 +102,15 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     return _finish(trainer, model, logger, config, time.perf_counter() - started, root)
 
 
-def _checkpointing(directory: Path, params: TrainParams):
+def checkpointing(directory: Path, every_n_steps: int):
+    """Keep the two newest step checkpoints, written every `every_n_steps` (resume reads them back)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     return ModelCheckpoint(
         dirpath=directory,
         filename=checkpoints.checkpoint_filename(),
         auto_insert_metric_name=False,
-        every_n_train_steps=params.checkpoint_every_n_steps,
+        every_n_train_steps=every_n_steps,
         save_top_k=2,
         monitor="step",
         mode="max",
@@ -122,7 +123,7 @@ def _tags(root: str | Path) -> dict[str, str]:
     return run_tags(root, params_path=root / "params.yaml", dvc_file=root / "data.dvc", sections=list(SECTIONS))
 
 
-def _previous_run_id(directory: Path) -> str | None:
+def previous_run_id(directory: Path) -> str | None:
     marker = directory / RUN_ID_FILE
     return marker.read_text().strip() if marker.is_file() else None
 

@@ -1,0 +1,1 @@
+"""Caption pretraining of the backbone on the training split, before MetaEmbed training."""

@@ -1,0 +1,105 @@
+"""One pretraining run: params.yaml `pretrain:` -> a captioning-pretrained backbone folder.
+
+The base model (the tiny preset or any supported VLM) gets its LM head and learns to write the
+captions, labels and answers of the training images; the result is saved with save_pretrained
+(safetensors) and its processor, a folder `backbone.name_or_path` can point at. Resumes like
+training does; tracked as its own MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from metaembed.backbones import BackboneParams, load_backbone
+from metaembed.config import load_params, prepared_dir, section
+from metaembed.pretraining.datamodule import CaptionDataModule
+from metaembed.pretraining.module import CaptionModule
+from metaembed.pretraining.params import PretrainParams
+from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.training import checkpoints
+from metaembed.training.run import checkpointing, previous_run_id, RUN_ID_FILE
+from metaembed.training.strategy import precision
+
+
+@dataclass
+class PretrainConfig:
+    pretrain: PretrainParams
+    backbone: BackboneParams  # dtype, pixel bounds and the tiny preset's spec; name_or_path is replaced by `base`
+    tracking: TrackingParams
+    prepared: Path
+
+    @classmethod
+    def from_file(cls, path: str | Path = "params.yaml") -> "PretrainConfig":
+        params = load_params(path)
+        return cls(
+            pretrain=section(params, "pretrain", PretrainParams, path),
+            backbone=section(params, "backbone", BackboneParams, path),
+            tracking=section(params, "tracking", TrackingParams, path),
+            prepared=prepared_dir(params),
+        )
+
+    def fingerprint(self) -> dict:
+        backbone = self.backbone.model_dump(mode="json", exclude={"name_or_path"})
+        return {"pretrain": self.pretrain.model_dump(mode="json"), "backbone": backbone, "prepared": str(self.prepared)}
+
+
+def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
+    """Pretrain, save the backbone folder, and return the metrics written for DVC."""
+    started = time.perf_counter()
+    params = config.pretrain
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    backbone = load_backbone(config.backbone, with_lm_head=True, name_or_path=params.base)
+    module = CaptionModule(backbone.model.train(), params)
+    data = CaptionDataModule(config.prepared, backbone.processor, params)
+
+    checkpoint_dir = checkpoints.prepare_dir(params.checkpoint_dir, config.fingerprint())
+    resume = checkpoints.find_resumable(checkpoint_dir)
+    if resume is not None:
+        print(f"resuming from checkpoint {resume}")
+    tags = run_tags(Path(root), params_path=Path(root) / "params.yaml", dvc_file=Path(root) / "data.dvc",
+                    sections=["pretrain", "backbone"])
+    logger = lightning_logger(config.tracking, run_name="pretrain", tags=tags, root=root,
+                              run_id=previous_run_id(checkpoint_dir) if resume else None)
+    trainer = L.Trainer(
+        max_steps=params.max_steps,
+        accelerator=params.accelerator,
+        devices=1,
+        precision=precision(params),
+        gradient_clip_val=params.grad_clip,
+        val_check_interval=params.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(10, params.max_steps // 4)),
+        logger=logger,
+        callbacks=[checkpointing(checkpoint_dir, params.checkpoint_every_n_steps)],
+        use_distributed_sampler=False,
+    )
+    logger.log_hyperparams({"pretrain": params.model_dump(mode="json"), "backbone": config.backbone.model_dump(mode="json")})
+    (checkpoint_dir / RUN_ID_FILE).write_text(logger.run_id)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume else None, weights_only=True)
+    if trainer.global_step % params.val_every_n_steps:
+        trainer.validate(module, datamodule=data, verbose=False)  # the final weights' held-out figures
+    return _finish(trainer, backbone, logger, params, time.perf_counter() - started)
+
+
+def _finish(trainer, backbone, logger, params: PretrainParams, seconds: float) -> dict:
+    output = Path(params.output_dir)
+    backbone.model.save_pretrained(output, safe_serialization=True)
+    backbone.processor.save_pretrained(output)
+    reports = Path(params.report_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    metrics |= {"steps": trainer.global_step, "wall_seconds": round(seconds, 1)}
+    logger.experiment.log_metric(logger.run_id, "pretrain/wall_seconds", seconds)
+    report = {"mlflow_run_id": logger.run_id, "metrics": metrics, "backbone": str(output)}
+    (reports / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    plot_loss_curve(logger.run_id, ("pretrain/loss",), path=reports / "loss_curve.png")
+    return report
