@@ -76,8 +76,23 @@ def test_directions_report_holds_and_does_not_hold_with_numbers():
     found = {(d["claim"], d["metric"]): d for d in baselines.check_directions(rows)}
     assert found[("quality rises with budget (MetaEmbed)", "MMEB P@1")]["verdict"].startswith("partly")
     assert found[("MMR beats no-MMR at (1,1)", "MMEB P@1")]["verdict"] == "does not hold"
-    assert found[("MetaEmbed gets close to token-level quality at a fraction of its index size",
-                  "MMEB P@1")]["verdict"] == "holds"
+    close = found[("MetaEmbed gets close to token-level quality at a fraction of its index size", "MMEB P@1")]
+    assert close["verdict"] == "holds" and close["budget"] == "4x8"  # the best budget, not the largest
+
+
+def test_closeness_to_token_level_counts_only_budgets_with_a_smaller_index():
+    def close(token_candidate_vectors):
+        runs = [r for r in _runs(meta_quality=(0.20, 0.30, 0.50)) if r["role"] != "token_level"]
+        runs += [_run("tokens", "token_level", seed, [0.42], ["tokens"], {"query": 12.0, "candidate": vectors})
+                 for seed, vectors in enumerate([token_candidate_vectors] * 3)]
+        rows, _ = baselines.aggregate(runs)
+        return next(d for d in baselines.check_directions(rows) if d["claim"].startswith("MetaEmbed gets close"))
+
+    tokens_between = close(32.0)  # 16x64 (64 vectors) costs more than token-level, 4x8 (8) less
+    assert tokens_between["budget"] == "4x8" and tokens_between["index_fraction"] == pytest.approx(8 / 32)
+    assert tokens_between["verdict"].startswith("does not hold: token-level is ahead")
+    tokens_tiny = close(0.5)
+    assert tokens_tiny["verdict"] == "does not hold: no MetaEmbed budget has a smaller index"
 
 
 def test_missing_variants_are_reported_as_not_measured():
