@@ -52,7 +52,7 @@ class CaptionDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set:
             return
-        examples = captions(PreparedTrainSet(self.prepared).pairs)
+        examples = _without(captions(PreparedTrainSet(self.prepared).pairs), self.params.exclude_sources)
         if not examples:
             raise ValueError(f"{self.prepared}: no training pair pairs an image with text that describes it, "
                              "so there is nothing to pretrain on; set backbone.name_or_path to a pretrained model")
@@ -66,3 +66,12 @@ class CaptionDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.heldout, batch_size=64, collate_fn=self.collate)
+
+
+def _without(examples: list[Caption], excluded: list[str]) -> list[Caption]:
+    known = {e.source for e in examples}
+    unknown = sorted(set(excluded) - known)
+    if unknown:
+        raise ValueError(f"pretrain.exclude_sources names {unknown}, which give no caption examples; "
+                         f"the sources that do: {sorted(known)}")
+    return [e for e in examples if e.source not in excluded]
