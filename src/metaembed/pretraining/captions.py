@@ -86,7 +86,6 @@ class CaptionCollator:
         batch["attention_mask"] = torch.cat([prompt["attention_mask"], target_mask], dim=1)
         batch["labels"] = torch.cat([torch.full_like(prompt["input_ids"], -100), target.masked_fill(target_mask == 0, -100)], dim=1)
         for key, value in prompt.items():  # per-token extras (e.g. which tokens are visual): text is 0
-            if key not in batch or value.shape != prompt["input_ids"].shape or key in ("input_ids", "attention_mask"):
-                continue
-            batch[key] = torch.cat([value, torch.zeros_like(target)], dim=1)
+            if key not in ("input_ids", "attention_mask") and value.shape == prompt["input_ids"].shape:
+                batch[key] = torch.cat([value, torch.zeros_like(target)], dim=1)
         return batch
