@@ -277,13 +277,14 @@ def _close(meta: list[dict], tokens: dict | None, metric: str, label: str) -> di
         return {"claim": claim, "metric": label, "verdict": "not measured (a variant is missing)"}
     token_bytes = tokens["index_bytes_per_candidate"]["bfloat16"]
     smaller = [r for r in meta if r["index_bytes_per_candidate"]["bfloat16"] < token_bytes]
-    if not smaller:
-        verdict, best = "does not hold: no MetaEmbed budget has a smaller index", meta[-1]
-    else:
-        best = max(smaller, key=lambda r: r["quality"][metric]["mean"])
+    best = max(smaller, key=lambda r: r["quality"][metric]["mean"]) if smaller else meta[-1]
     gap = _compare(best["quality"][metric], tokens["quality"][metric])
-    if smaller:
-        verdict = "holds" if gap["diff"] >= -2 * gap["se"] else "does not hold: token-level is ahead by more than 2 standard errors"
+    if not smaller:
+        verdict = "does not hold: no MetaEmbed budget has a smaller index"
+    elif gap["diff"] >= -2 * gap["se"]:
+        verdict = "holds"
+    else:
+        verdict = "does not hold: token-level is ahead by more than 2 standard errors"
     if min(best["quality"][metric]["n"], tokens["quality"][metric]["n"]) < 2:
         verdict += " (one seed: no spread to judge noise)"
     size = best["index_bytes_per_candidate"]["bfloat16"] / token_bytes

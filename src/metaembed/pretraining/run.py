@@ -23,7 +23,6 @@ from metaembed.pretraining.module import CaptionModule
 from metaembed.pretraining.params import PretrainParams
 from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
 from metaembed.training import checkpoints
-from metaembed.training.run import checkpointing, previous_run_id, RUN_ID_FILE
 from metaembed.training.strategy import precision
 
 
@@ -60,14 +59,11 @@ def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
     module = CaptionModule(backbone.model.train(), params)
     data = CaptionDataModule(config.prepared, backbone.processor, params)
 
-    checkpoint_dir = checkpoints.prepare_dir(params.checkpoint_dir, config.fingerprint())
-    resume = checkpoints.find_resumable(checkpoint_dir)
-    if resume is not None:
-        print(f"resuming from checkpoint {resume}")
+    resume = checkpoints.resume_point(params.checkpoint_dir, config.fingerprint())
     tags = run_tags(Path(root), params_path=Path(root) / "params.yaml", dvc_file=Path(root) / "data.dvc",
                     sections=["pretrain", "backbone"])
     logger = lightning_logger(config.tracking, run_name="pretrain", tags=tags, root=root,
-                              run_id=previous_run_id(checkpoint_dir) if resume else None)
+                              run_id=resume.run_id)
     trainer = L.Trainer(
         max_steps=params.max_steps,
         accelerator=params.accelerator,
@@ -79,12 +75,12 @@ def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(10, params.max_steps // 4)),
         logger=logger,
-        callbacks=[checkpointing(checkpoint_dir, params.checkpoint_every_n_steps)],
+        callbacks=[checkpoints.checkpointing(resume.directory, params.checkpoint_every_n_steps)],
         use_distributed_sampler=False,
     )
     logger.log_hyperparams({"pretrain": params.model_dump(mode="json"), "backbone": config.backbone.model_dump(mode="json")})
-    (checkpoint_dir / RUN_ID_FILE).write_text(logger.run_id)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume else None, weights_only=True)
+    checkpoints.remember_run(resume.directory, logger.run_id)
+    trainer.fit(module, datamodule=data, ckpt_path=resume.checkpoint, weights_only=True)
     if trainer.global_step % params.val_every_n_steps:
         trainer.validate(module, datamodule=data, verbose=False)  # the final weights' held-out figures
     return _finish(trainer, backbone, logger, params, time.perf_counter() - started)

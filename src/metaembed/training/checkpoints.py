@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ import torch
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "run_fingerprint.json"
+RUN_ID_FILE = "mlflow_run_id"  # the MLflow run the checkpoints belong to: a resume logs onto it
 _STEP = re.compile(r"step=(\d+)\.ckpt$")
 
 
@@ -38,6 +40,45 @@ def prepare_dir(directory: str | Path, fingerprint: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
     return directory
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    directory: Path  # the checkpoint folder, cleared when it belonged to another configuration
+    checkpoint: Path | None  # None: start from step 0
+    run_id: str | None  # the MLflow run to continue, when resuming
+
+
+def resume_point(directory: str | Path, fingerprint: dict) -> ResumePoint:
+    """Where a run with this configuration starts: its folder, the checkpoint and MLflow run to continue."""
+    directory = prepare_dir(directory, fingerprint)
+    checkpoint = find_resumable(directory)
+    run_id = None
+    if checkpoint is not None:
+        print(f"resuming from checkpoint {checkpoint}")
+        marker = directory / RUN_ID_FILE
+        run_id = marker.read_text().strip() if marker.is_file() else None
+    return ResumePoint(directory, checkpoint, run_id)
+
+
+def remember_run(directory: Path, run_id: str) -> None:
+    (directory / RUN_ID_FILE).write_text(run_id)
+
+
+def checkpointing(directory: Path, every_n_steps: int):
+    """Keep the two newest step checkpoints, written every `every_n_steps` (resume reads them back)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(
+        dirpath=directory,
+        filename=checkpoint_filename(),
+        auto_insert_metric_name=False,
+        every_n_train_steps=every_n_steps,
+        save_top_k=2,
+        monitor="step",
+        mode="max",
+        save_on_train_epoch_end=False,
+    )
 
 
 def find_resumable(directory: str | Path) -> Path | None:

@@ -25,7 +25,6 @@ from metaembed.training.params import LossParams, TrainParams
 from metaembed.training.strategy import precision, strategy
 
 SECTIONS = ("backbone", "model", "loss", "train")
-RUN_ID_FILE = "mlflow_run_id"
 
 
 @dataclass
@@ -69,12 +68,8 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     module = MetaEmbedModule(model, params, config.loss)
     data = PreparedDataModule(config.prepared, backbone.processor, params)
 
-    checkpoint_dir = checkpoints.prepare_dir(params.checkpoint_dir, config.fingerprint())
-    resume = checkpoints.find_resumable(checkpoint_dir)
-    if resume is not None:
-        print(f"resuming from checkpoint {resume}")
-    logger = lightning_logger(config.tracking, run_name="train", tags=_tags(root), root=root,
-                              run_id=previous_run_id(checkpoint_dir) if resume else None)
+    resume = checkpoints.resume_point(params.checkpoint_dir, config.fingerprint())
+    logger = lightning_logger(config.tracking, run_name="train", tags=_tags(root), root=root, run_id=resume.run_id)
     trainer = L.Trainer(
         max_steps=params.max_steps,
         accelerator=params.accelerator,
@@ -90,42 +85,21 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
         use_distributed_sampler=False,  # batches are sliced per rank by the data module
         log_every_n_steps=max(1, min(10, params.max_steps // 4)),
         logger=logger,
-        callbacks=[checkpointing(checkpoint_dir, params.checkpoint_every_n_steps), *(callbacks or [])],
+        callbacks=[checkpoints.checkpointing(resume.directory, params.checkpoint_every_n_steps), *(callbacks or [])],
         deterministic=False,
     )
     if trainer.is_global_zero:
         logger.log_hyperparams({name: getattr(config, name).model_dump(mode="json") for name in SECTIONS})
-        (checkpoint_dir / RUN_ID_FILE).write_text(logger.run_id)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume else None, weights_only=True)
+        checkpoints.remember_run(resume.directory, logger.run_id)
+    trainer.fit(module, datamodule=data, ckpt_path=resume.checkpoint, weights_only=True)
     if not trainer.is_global_zero:
         return {}
     return _finish(trainer, model, logger, config, time.perf_counter() - started, root)
 
 
-def checkpointing(directory: Path, every_n_steps: int):
-    """Keep the two newest step checkpoints, written every `every_n_steps` (resume reads them back)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    return ModelCheckpoint(
-        dirpath=directory,
-        filename=checkpoints.checkpoint_filename(),
-        auto_insert_metric_name=False,
-        every_n_train_steps=every_n_steps,
-        save_top_k=2,
-        monitor="step",
-        mode="max",
-        save_on_train_epoch_end=False,
-    )
-
-
 def _tags(root: str | Path) -> dict[str, str]:
     root = Path(root)
     return run_tags(root, params_path=root / "params.yaml", dvc_file=root / "data.dvc", sections=list(SECTIONS))
-
-
-def previous_run_id(directory: Path) -> str | None:
-    marker = directory / RUN_ID_FILE
-    return marker.read_text().strip() if marker.is_file() else None
 
 
 def _finish(trainer, model: MetaEmbed, logger, config: TrainConfig, seconds: float, root) -> dict:
