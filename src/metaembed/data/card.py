@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from metaembed.markdown_table import markdown_table
+
 
 def render_card(summary: dict[str, Any]) -> str:
     lines = ["# Synthetic MetaEmbed benchmark", "",
@@ -21,33 +23,26 @@ def render_card(summary: dict[str, Any]) -> str:
 
 
 def _train_table(train: dict[str, dict]) -> list[str]:
-    lines = ["## MMEB-train style (`mmeb-train/`)", "", "| subset | meta-task | level | rows | hard negatives |",
-             "|---|---|---|---|---|"]
-    for name, info in train.items():
-        lines.append(f"| {name} | {info['meta_task']} | {info['level']} | {info['rows']} | "
-                     f"{'one-attribute twin' if info['hard_negatives'] else 'random'} |")
-    return lines + [""]
+    rows = [[name, info["meta_task"], info["level"], info["rows"],
+             "one-attribute twin" if info["hard_negatives"] else "random"] for name, info in train.items()]
+    return ["## MMEB-train style (`mmeb-train/`)", "",
+            markdown_table(["subset", "meta-task", "level", "rows", "hard negatives"], rows), ""]
 
 
 def _eval_table(evals: dict[str, dict]) -> list[str]:
-    lines = ["## MMEB-eval style (`mmeb-eval/`)", "",
-             "Chance: P@1 of a random ranking over all K candidates (1/K), and accuracy of a random choice "
-             "between the positive and its one-attribute twins alone (listed per row in "
-             "`<Subset>/hard_negatives.parquet`).", "",
-             "| subset | meta-task | split | queries | K | twins/query | chance P@1 | chance twin acc. |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, info in evals.items():
-        lines.append(f"| {name} | {info['meta_task']} | {info['split']} | {info['queries']} | {info['candidates']} | "
-                     f"{info['mean_twins']:.1f} | {100 * info['chance_p_at_1']:.2f}% | "
-                     f"{100 * info['chance_twin_accuracy']:.1f}% |")
-    return lines + [""]
+    rows = [[name, info["meta_task"], info["split"], info["queries"], info["candidates"], f"{info['mean_twins']:.1f}",
+             f"{100 * info['chance_p_at_1']:.2f}%", f"{100 * info['chance_twin_accuracy']:.1f}%"]
+            for name, info in evals.items()]
+    header = ["subset", "meta-task", "split", "queries", "K", "twins/query", "chance P@1", "chance twin acc."]
+    return ["## MMEB-eval style (`mmeb-eval/`)", "",
+            "Chance: P@1 of a random ranking over all K candidates (1/K), and accuracy of a random choice "
+            "between the positive and its one-attribute twins alone (listed per row in "
+            "`<Subset>/hard_negatives.parquet`).", "", markdown_table(header, rows), ""]
 
 
 def _vidore_table(vidore: dict[str, dict]) -> list[str]:
-    lines = ["## ViDoRe style (`vidore/`)", "", "| set | layout | rows or queries | pages | chance nDCG@5 (x100) |",
-             "|---|---|---|---|---|"]
-    for name, info in vidore.items():
-        chance = f"{100 * info['chance_ndcg_at_5']:.2f}" if "chance_ndcg_at_5" in info else "-"
-        count = info.get("queries", info.get("rows"))
-        lines.append(f"| {name} | {info['layout']} | {count} | {info.get('corpus', info.get('pages'))} | {chance} |")
-    return lines + [""]
+    rows = [[name, info["layout"], info.get("queries", info.get("rows")), info.get("corpus", info.get("pages")),
+             f"{100 * info['chance_ndcg_at_5']:.2f}" if "chance_ndcg_at_5" in info else "-"]
+            for name, info in vidore.items()]
+    header = ["set", "layout", "rows or queries", "pages", "chance nDCG@5 (x100)"]
+    return ["## ViDoRe style (`vidore/`)", "", markdown_table(header, rows), ""]

@@ -4,13 +4,15 @@ and PNG plots (Optuna's matplotlib backend), all logged to the MLflow parent run
 from __future__ import annotations
 
 import difflib
+import io
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
 from metaembed.tuning import space
 from metaembed.tuning.objective import OBJECTIVE_NAMES
@@ -26,44 +28,39 @@ def best_changes(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def patch_text(params_text: str, changes: dict[str, Any], name: str = "params.yaml") -> str:
-    """A unified diff (for `git apply`) setting each key to a one-line value.
-
-    Only the key's own lines change: an inline comment on a one-line value is kept, and a
-    block-style value (the following more-indented or "- " lines) becomes one flow-style line.
-    """
-    new = params_text.splitlines(keepends=True)
+    """A unified diff (for `git apply`) setting each dotted key, edited by round-trip YAML so that
+    comments, order and layout stay; a changed list is written flow style, on one line."""
+    yaml_rt = _round_trip_yaml()
+    document = yaml_rt.load(params_text)
     for key, value in changes.items():
         section_name, field = key.split(".", 1)
-        first, last = _value_lines(new, section_name, field)
-        match = re.match(rf"^(\s+{re.escape(field)}:\s*)(.*?)(\s+#.*)?$", new[first].rstrip("\n"))
-        rendered = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-        rendered = rendered.removesuffix("...").strip()
-        comment = match.group(3) if last == first else ""
-        prefix = match.group(1) if match.group(2) else match.group(1).rstrip() + " "
-        new[first:last + 1] = [f"{prefix}{rendered}{comment or ''}\n"]
-    return "".join(difflib.unified_diff(params_text.splitlines(keepends=True), new, f"a/{name}", f"b/{name}"))
+        section = document.get(section_name) if document is not None else None
+        if section is None or field not in section:
+            raise ValueError(f"{key}: not found in the params file; set it by hand from {BEST_FILE}")
+        section[field] = _flow(value)
+    out = io.StringIO()
+    yaml_rt.dump(document, out)
+    return "".join(difflib.unified_diff(params_text.splitlines(keepends=True), out.getvalue().splitlines(keepends=True),
+                                        f"a/{name}", f"b/{name}"))
 
 
-def _value_lines(lines: list[str], section_name: str, field: str) -> tuple[int, int]:
-    """First and last line of `section.field` in a params file (top-level section, one indent)."""
-    inside = False
-    for index, line in enumerate(lines):
-        if re.match(r"^\S", line) and not line.startswith("#"):
-            inside = line.startswith(f"{section_name}:")
-            continue
-        found = inside and re.match(rf"^( +){re.escape(field)}:", line)
-        if not found:
-            continue
-        indent, last = len(found.group(1)), index
-        for later in range(index + 1, len(lines)):
-            text = lines[later]
-            depth = len(text) - len(text.lstrip(" "))
-            if text.strip() and (depth > indent or (depth == indent and text.lstrip().startswith("- "))):
-                last = later
-            else:
-                break
-        return index, last
-    raise ValueError(f"{section_name}.{field}: not found in the params file; set it by hand from {BEST_FILE}")
+def _round_trip_yaml() -> YAML:
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 10_000
+    yaml_rt.indent(mapping=2, sequence=4, offset=2)
+    # ruamel writes None as an empty value; params.yaml spells it `null`.
+    yaml_rt.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return yaml_rt
+
+
+def _flow(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    sequence = CommentedSeq(_flow(item) for item in value)
+    sequence.fa.set_flow_style()
+    return sequence
 
 
 def dvc_command(changes: dict[str, Any]) -> str:
