@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaembed.costs import bytes_per_element
+from metaembed.timing import QuietGate, contended, quiet_median, time_maxsim
 
 if TYPE_CHECKING:
     import torch
@@ -207,8 +208,10 @@ def benchmark(settings: Settings) -> dict[str, Any]:
             for budget, index in _indexes(settings, dtype):
                 bar.set_postfix_str(f"{dtype_name} budget {budget[0]}x{budget[1]}")
                 queries = _unit_vectors(settings.batch, budget[0], settings.dim, dtype)
-                timings.append((budget, time_maxsim(queries, index, budget, settings, gate,
-                                                     on_step=lambda: bar.update(1))))
+                timings.append((budget, time_maxsim(
+                    queries, index, budget, warmup=settings.warmup, repeats=settings.repeats,
+                    flush_mib=settings.flush_mib, chunk_size=settings.chunk_size, gate=gate,
+                    on_step=lambda: bar.update(1))))
                 del index
             bar.set_postfix_str(f"{dtype_name} matmul roofline again")
             gate.wait()
@@ -230,46 +233,6 @@ def benchmark(settings: Settings) -> dict[str, Any]:
     }
 
 
-def time_maxsim(
-    queries: torch.Tensor,
-    index: torch.Tensor,
-    budget: Budget,
-    settings: Settings,
-    gate: QuietGate | None = None,
-    on_step: Callable[[], None] = lambda: None,
-) -> tuple[list[float], list[float | None]]:
-    """Seconds per maxsim call for each timed repeat (after the untimed warm-up runs), and the
-    cores other processes used meanwhile (see `CpuProbe`)."""
-    import torch
-
-    from metaembed.scoring import maxsim
-
-    times: list[float] = []
-    others: list[float | None] = []
-    # Read before every repeat to push the index out of the last-level cache: a (1, 1) bf16 index
-    # of 100k candidates (25.6 MB) fits a 32 MiB L3, and back-to-back repeats would then time
-    # cache hits instead of the memory reads the roofline counts.
-    flush = torch.ones(settings.flush_mib * 2**20 // 4)
-    with torch.inference_mode():
-        for step in range(settings.warmup + settings.repeats):
-            timed = step >= settings.warmup
-            if timed and gate is not None:
-                gate.wait()
-            torch.sum(flush)
-            probe = CpuProbe()
-            start = time.perf_counter()
-            maxsim(queries, index, budget, chunk_size=settings.chunk_size)
-            elapsed = time.perf_counter() - start
-            if timed:
-                times.append(elapsed)
-                # Stretch short windows to what 10 ms ticks can resolve: the load just after a
-                # short repeat stands for the load during it (the timing itself is already taken).
-                time.sleep(max(0.0, CpuProbe.MIN_WINDOW_S - elapsed))
-                others.append(probe.other_cores())
-            on_step()
-    return times, others
-
-
 def summarise(
     times: Sequence[float],
     budget: Budget,
@@ -282,9 +245,7 @@ def summarise(
     leaves out repeats during which other processes were busy, unless all of them were."""
     r_q, r_c = budget
     other_cores = list(other_cores) if other_cores is not None else [None] * len(times)
-    contended = [o is not None and o > settings.quiet_threshold for o in other_cores]
-    quiet_times = [t for t, busy in zip(times, contended) if not busy]
-    median = statistics.median(quiet_times or times)
+    median = quiet_median(times, other_cores, settings.quiet_threshold)
     pairs = settings.batch * settings.num_candidates
     flops = float(pairs * r_q * r_c * 2 * settings.dim)
     bytes_read = float(settings.num_candidates * r_c * settings.dim * bytes_per_element(dtype))
@@ -294,7 +255,7 @@ def summarise(
     return BudgetResult(
         r_q=r_q, r_c=r_c, dtype=dtype, index_layout=settings.index_layout,
         num_queries=settings.batch, num_candidates=settings.num_candidates, dim=settings.dim,
-        times_s=list(times), other_cores=other_cores, contended_repeats=sum(contended),
+        times_s=list(times), other_cores=other_cores, contended_repeats=sum(contended(other_cores, settings.quiet_threshold)),
         ms_per_batch=median * 1e3, ms_per_query=median * 1e3 / settings.batch,
         candidates_per_s=pairs / median, achieved_gflops=flops / median / 1e9, flops=flops,
         bytes_read=bytes_read, compute_time_s=compute_s, memory_time_s=memory_s,
@@ -331,74 +292,6 @@ def measure_bandwidth(mib: int, repeats: int) -> tuple[float, float]:
     copy_s = _median_time(lambda: target.copy_(source), repeats)
     nbytes = source.numel() * source.element_size()
     return nbytes / read_s / 1e9, 2 * nbytes / copy_s / 1e9
-
-
-class CpuProbe:
-    """CPU time used by other processes since creation, from /proc/stat minus our own.
-
-    On a shared 2-core machine a neighbour taking one core slows 2-thread OpenMP kernels many-fold
-    (each parallel region waits for the descheduled thread), so timings must know about it.
-    Clock ticks are 10 ms: windows shorter than `MIN_WINDOW_S` are too coarse and report None.
-    """
-
-    MIN_WINDOW_S = 0.25
-
-    def __init__(self) -> None:
-        self._start = self._snapshot()
-
-    def other_cores(self) -> float | None:
-        """Average number of cores other processes kept busy over the window, or None."""
-        busy0, own0, wall0 = self._start
-        busy1, own1, wall1 = self._snapshot()
-        window = wall1 - wall0
-        if busy0 is None or busy1 is None or window < self.MIN_WINDOW_S:
-            return None
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / window)
-
-    @staticmethod
-    def _snapshot() -> tuple[float | None, float, float]:
-        times = os.times()
-        return _busy_cpu_seconds(), times.user + times.system, time.perf_counter()
-
-
-class QuietGate:
-    """Waits, before each measurement, until other processes use at most `threshold` cores.
-
-    Each wait lasts at most `max_wait_s`; after the first one that times out the machine is taken
-    as busy for good and later waits return at once, so a busy machine costs one timeout, not one
-    per repeat (the contended repeats are then flagged through `CpuProbe`).
-    """
-
-    def __init__(self, max_wait_s: float, threshold: float) -> None:
-        self.max_wait_s = max_wait_s
-        self.threshold = threshold
-        self.gave_up = max_wait_s <= 0
-
-    def wait(self) -> bool:
-        """True once the machine is quiet; False if it stayed busy (or cannot be probed)."""
-        if self.gave_up:
-            return False
-        deadline = time.monotonic() + self.max_wait_s
-        while time.monotonic() < deadline:
-            probe = CpuProbe()
-            time.sleep(CpuProbe.MIN_WINDOW_S)
-            load = probe.other_cores()
-            if load is None:
-                break
-            if load <= self.threshold:
-                return True
-        self.gave_up = True
-        return False
-
-
-def _busy_cpu_seconds() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-    ticks = [int(v) for v in fields[:8]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def parse_budgets(text: str) -> tuple[Budget, ...]:

@@ -2,14 +2,13 @@
 
 The index is synthetic: random vectors of the shape a deployment serving that budget stores,
 one contiguous `[N, r_c, D]` tensor per budget (see docs/benchmarks.md for why the layout
-matters). Timing reuses the scoring benchmark's loop: untimed warm-up runs, a cache flush before
+matters). Timing uses `metaembed.timing`'s loop (shared with `metaembed bench scoring`): untimed warm-up runs, a cache flush before
 every repeat, and the other processes' CPU use recorded per repeat; the median leaves out
 repeats during which other processes were busy, unless all of them were.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
 import torch
@@ -48,22 +47,17 @@ def synthetic_index(num_candidates: int, vectors: int, dim: int, dtype: torch.dt
 
 def measure(r_q: int, r_c: int, dim: int, params: LatencyParams, gate=None) -> list[Latency]:
     """Median ms per query of scoring `query_batch` queries against each index size."""
-    from metaembed.benchmarks.scoring import Settings, time_maxsim
+    from metaembed.timing import contended, quiet_median, time_maxsim
 
     dtype = getattr(torch, params.dtype)
     generator = torch.Generator().manual_seed(params.seed)
     out = []
     for n in params.candidates:
         check_index_size(n, r_c, dim, params)
-        settings = Settings(num_candidates=n, dim=dim, batch=params.query_batch, budgets=((r_q, r_c),),
-                            dtypes=(params.dtype,), repeats=params.repeats, warmup=params.warmup,
-                            flush_mib=params.flush_mib, quiet_wait_s=params.quiet_wait_s, progress=False)
         index = synthetic_index(n, r_c, dim, dtype, generator)
         queries = synthetic_index(params.query_batch, r_q, dim, dtype, generator)
-        times, others = time_maxsim(queries, index, (r_q, r_c), settings, gate)
+        times, others = time_maxsim(queries, index, (r_q, r_c), warmup=params.warmup, repeats=params.repeats,
+                                    flush_mib=params.flush_mib, gate=gate)
         del index
-        contended = [o is not None and o > settings.quiet_threshold for o in others]
-        quiet = [t for t, busy in zip(times, contended) if not busy]
-        median = statistics.median(quiet or times)
-        out.append(Latency(n, median * 1e3 / params.query_batch, times, sum(contended)))
+        out.append(Latency(n, quiet_median(times, others) * 1e3 / params.query_batch, times, sum(contended(others))))
     return out
