@@ -199,3 +199,126 @@ def test_grouped_centering_removes_each_groups_mean_and_penalises_their_offsets(
     model.pop_offset_penalty()
     torch.testing.assert_close(both[:2], alone, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(raw[:2], alone, atol=1e-3)
+
+
+# ---- what a model folder may and may not do -----------------------------------------------
+
+
+def _plant_remote_code(folder, marker):
+    """A saved folder whose configs ask for remote code: an auto_map to a .py that leaves `marker`."""
+    import json
+
+    (folder / "backbone" / "planted.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import Qwen2VLConfig\n\n\n"
+        "class PlantedConfig(Qwen2VLConfig):\n    pass\n"
+    )
+    backbone_config = folder / "backbone" / "config.json"
+    settings = json.loads(backbone_config.read_text())
+    settings["auto_map"] = {"AutoConfig": "planted.PlantedConfig"}
+    backbone_config.write_text(json.dumps(settings))
+    metaembed_config = folder / "metaembed_config.json"
+    settings = json.loads(metaembed_config.read_text())
+    settings["backbone"]["trust_remote_code"] = True
+    metaembed_config.write_text(json.dumps(settings))
+
+
+def test_a_folder_cannot_turn_on_its_own_remote_code(make_model, tmp_path):
+    folder = make_model(num_query_meta=2, num_candidate_meta=2).save_pretrained(tmp_path / "model")
+    marker = tmp_path / "remote-code-ran"
+    _plant_remote_code(folder, marker)
+    with pytest.warns(UserWarning, match="trust_remote_code.*ignored"):
+        model = MetaEmbed.from_pretrained(folder)
+    assert not marker.exists()
+    assert model.backbone_params.trust_remote_code is False  # what it was loaded with
+
+
+def test_the_caller_decides_on_remote_code(make_model, tmp_path, recwarn):
+    folder = make_model(num_query_meta=2, num_candidate_meta=2).save_pretrained(tmp_path / "model")
+    assert MetaEmbed.from_pretrained(folder, trust_remote_code=True).backbone_params.trust_remote_code is True
+    assert not [w for w in recwarn if "trust_remote_code" in str(w.message)]
+
+
+@pytest.mark.parametrize("name", ["backbone/model.safetensors", "metaembed_head.safetensors"])
+def test_a_torn_safetensors_file_is_named_with_what_to_do(make_model, tmp_path, name):
+    folder = make_model(num_query_meta=2, num_candidate_meta=2).save_pretrained(tmp_path / "model")
+    torn = folder / name
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
+    with pytest.raises(ValueError, match="re-run") as error:
+        MetaEmbed.from_pretrained(folder)
+    assert str(torn) in str(error.value) and "download" in str(error.value)
+
+
+# ---- inputs encode_* refuses, and images it must read right -------------------------------
+
+
+@pytest.mark.parametrize("side", ["query", "candidate"])
+def test_a_bare_string_is_refused_not_read_letter_by_letter(make_model, side, tmp_path):
+    model = make_model(num_query_meta=2, num_candidate_meta=2)
+    encode = getattr(model, f"encode_{side}s" if side == "candidate" else "encode_queries")
+    with pytest.raises(TypeError, match=r"texts.*\['cat'\]"):
+        encode(texts="cat")
+    with pytest.raises(TypeError, match=r"images.*one entry per input"):
+        encode(images=str(tmp_path / "cat.png"))
+    with pytest.raises(TypeError, match=r"images.*one entry per input"):
+        encode(images=b"\x89PNG")
+
+
+def test_a_decompression_bomb_names_the_input_and_the_limit(make_model, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from metaembed.batching import ImageDecodeError
+
+    path = tmp_path / "bomb.png"
+    Image.new("L", (64, 64)).save(path)  # compresses to almost nothing, like a real bomb
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # so 64 x 64 counts as one
+    model = make_model(num_query_meta=2, num_candidate_meta=2)
+    with pytest.raises(ImageDecodeError, match=r"query 1: .*bomb\.png.*limit of 2000 pixels"):
+        model.encode_queries(["a", "b"], [None, path])
+    with pytest.raises(ImageDecodeError, match=r"query 0: .* bytes.*limit of 2000 pixels"):
+        model.encode_queries(images=[path.read_bytes()])
+
+
+def _sixteen_bit(levels):
+    """A 16-bit greyscale image with these 8-bit levels (v * 257 spans 0..65535)."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray((levels.astype(np.uint16) * 257))
+    assert image.mode == "I;16"
+    return image
+
+
+def test_sixteen_bit_images_keep_their_grey_levels(make_model, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    levels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    eight = Image.fromarray(levels)
+    path = tmp_path / "wide.png"
+    _sixteen_bit(levels).save(path)
+    model = make_model(num_query_meta=2, num_candidate_meta=2)
+    with torch.inference_mode():
+        expected, _ = model.encode_candidates(images=[eight])
+        as_image, _ = model.encode_candidates(images=[_sixteen_bit(levels)])
+        as_file, _ = model.encode_candidates(images=[path])
+        white, _ = model.encode_candidates(images=[Image.new("L", (64, 64), 255)])
+    torch.testing.assert_close(as_image, expected)
+    torch.testing.assert_close(as_file, expected)
+    assert not torch.allclose(white, expected, atol=1e-3)
+
+
+def test_images_without_a_fixed_range_are_refused(make_model):
+    import numpy as np
+    from PIL import Image
+
+    from metaembed.batching import ImageDecodeError
+
+    model = make_model(num_query_meta=2, num_candidate_meta=2)
+    floats = Image.fromarray(np.ones((32, 32), dtype=np.float32))
+    with pytest.raises(ImageDecodeError, match="candidate 1: .*float.*8-bit"):
+        model.encode_candidates(["a", "b"], [None, floats])
+    wide = Image.fromarray(np.full((32, 32), 70000, dtype=np.int32))
+    with pytest.raises(ImageDecodeError, match="query 0: .*outside 0..65535"):
+        model.encode_queries(images=[wide])

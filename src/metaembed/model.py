@@ -11,19 +11,25 @@ and `tokens` (every non-padding output token, with a mask).
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from metaembed import centering
 from metaembed.backbones import Backbone, BackboneParams, load_backbone
-from metaembed.batching import ImageLike, build_batch
+from metaembed.batching import ImageDecodeError, ImageLike, build_batch, load_image
 from metaembed.prompts import Side, check_side
 
 CONFIG_FILE = "metaembed_config.json"
@@ -81,8 +87,8 @@ class MetaEmbed(nn.Module):
             self.register_buffer("center_query", torch.zeros(slots["query"], hidden))
             self.register_buffer("center_candidate", torch.zeros(slots["candidate"], hidden))
             self.register_buffer("center_updates", torch.zeros(2, dtype=torch.long))  # rows measured: query, candidate
-        self._calibrating: dict | None = None
-        self._group_means: dict[Side, list[tuple[torch.Tensor, torch.Tensor]]] = {"query": [], "candidate": []}
+        self._calibrating: centering.Calibration | None = None
+        self._group_means: centering.GroupRecord = {"query": [], "candidate": []}
         self._init_head()
         if self.params.lora.enabled:
             self._apply_lora()
@@ -123,6 +129,10 @@ class MetaEmbed(nn.Module):
         tokens those need, which is exactly the prefix of the full embedding at less cost.
         Autograd follows the caller's context: wrap in `torch.inference_mode()` to encode a corpus.
         """
+        _refuse_bare(side, "texts", texts)
+        _refuse_bare(side, "images", images)
+        if images is not None:
+            images = [_read_image(image, f"{side} {index}") for index, image in enumerate(images)]
         batch = build_batch(self.processor, side, texts, images)
         return self(side, **batch, budget=budget)
 
@@ -153,8 +163,7 @@ class MetaEmbed(nn.Module):
         hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
         vectors, mask = self._pool(hidden, attention_mask, count)
         if self._calibrating is not None:
-            self._calibrating[side].append(vectors.detach().double().sum(dim=0))
-            self._calibrating[f"{side}_rows"] += vectors.shape[0]
+            self._calibrating.add(side, vectors)
         if self.params.centering:
             vectors = self._center(side, vectors, groups)
         if self.projection is not None:
@@ -194,8 +203,8 @@ class MetaEmbed(nn.Module):
         embedding, so inference would rank at chance. `batches` are (side, model inputs) pairs;
         `reduce` sums a tensor over ranks under DDP.
         """
-        sums: dict = {"query": [], "candidate": [], "query_rows": 0, "candidate_rows": 0}
-        was_training, self._calibrating = self.training, sums
+        calibration = centering.Calibration()
+        was_training, self._calibrating = self.training, calibration
         try:
             self.eval()
             for side, batch in batches:
@@ -203,58 +212,22 @@ class MetaEmbed(nn.Module):
         finally:
             self._calibrating = None
             self.train(was_training)
-        for slot, side in enumerate(("query", "candidate")):
-            if not sums[side]:
-                raise ValueError(f"calibrate_centering got no {side} batch; give at least one of each side")
-            total = torch.stack(sums[side]).sum(dim=0)
-            rows = torch.tensor(float(sums[f"{side}_rows"]), dtype=torch.float64, device=total.device)
-            if reduce is not None:
-                total, rows = reduce(total), reduce(rows)
-            getattr(self, f"center_{side}").copy_(total / rows)
-            self.center_updates[slot] = int(rows.item())
+        for slot, (side, (mean, rows)) in enumerate(calibration.means(reduce).items()):
+            getattr(self, f"center_{side}").copy_(mean)
+            self.center_updates[slot] = rows
 
     def pop_offset_penalty(self) -> torch.Tensor:
-        """How far apart the groups' mean states lie, relative to the spread inside a group.
-
-        Training removes each group's (source's) own mean, but inference removes one global mean:
-        whatever offset tells the groups apart comes back there and, on a from-scratch backbone,
-        swamps the content (docs/learnability.md). Penalising it makes one mean serve every task.
-        Averaged over the sides that saw at least two groups since the last call; 0 otherwise.
-        """
-        terms = []
-        for side, recorded in self._group_means.items():
-            if len(recorded) > 1:
-                means = torch.stack([mean for mean, _ in recorded])  # [groups, slots, hidden]
-                spread = torch.stack([spread for _, spread in recorded]).mean(dim=0)  # [slots]
-                between = (means - means.mean(dim=0)).pow(2).sum(dim=-1).mean(dim=0)
-                terms.append((between / (spread + 1e-6)).mean())
-            recorded.clear()
-        return torch.stack(terms).mean() if terms else torch.zeros((), device=self.device)
+        """How far apart the groups' (sources') mean states lie since the last call, relative to
+        the spread inside a group (see `centering.offset_penalty`); 0 without two groups."""
+        return centering.offset_penalty(self._group_means, self.device)
 
     def _center(self, side: Side, vectors: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """Remove the shared component of each vector slot (see ModelParams.centering)."""
         if self._calibrating is not None:
             return vectors  # measuring the raw means: nothing to subtract yet
         if self.training and vectors.shape[0] > 1:
-            if groups is None:
-                return vectors - vectors.mean(dim=0)
-            return self._center_groups(side, vectors, groups.to(vectors.device))
-        if not bool(self.center_updates.all()):
-            raise RuntimeError(
-                "model.centering is on but the inference means were never measured: call "
-                "MetaEmbed.calibrate_centering(batches) after training (metaembed train does it before saving)"
-            )
-        return vectors - getattr(self, f"center_{side}")[: vectors.shape[1]].to(vectors.dtype)
-
-    def _center_groups(self, side: Side, vectors: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        centered = torch.empty_like(vectors)
-        for group in groups.unique():
-            rows = groups == group
-            mean = vectors[rows].mean(dim=0)
-            centered[rows] = vectors[rows] - mean
-            spread = centered[rows].detach().pow(2).sum(dim=-1).mean(dim=0)
-            self._group_means[side].append((mean, spread))
-        return centered
+            return centering.center_batch(vectors, groups, self._group_means, side)
+        return centering.center_calibrated(vectors, getattr(self, f"center_{side}"), self.center_updates)
 
     def _apply_lora(self) -> None:
         from peft import LoraConfig, get_peft_model
@@ -344,14 +317,19 @@ class MetaEmbed(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "MetaEmbed":
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu", trust_remote_code: bool = False
+    ) -> "MetaEmbed":
+        """Load what `save_pretrained` wrote. Only the caller can allow the folder's own Python code
+        (`trust_remote_code`); a folder whose config asks for it is loaded without, with a warning."""
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path} not found: not a folder written by MetaEmbed.save_pretrained")
         config = json.loads(config_path.read_text())
         params = ModelParams.model_validate(config["model"])
-        backbone_params = BackboneParams.model_validate(config["backbone"])
+        backbone_params = _caller_trust(BackboneParams.model_validate(config["backbone"]), trust_remote_code, directory)
+        _check_safetensors(directory)
         lora = params.lora.enabled
         source = backbone_params.name_or_path if lora else str(directory / BACKBONE_DIR)
         backbone = load_backbone(backbone_params, name_or_path=source)
@@ -403,3 +381,102 @@ def _load_saved_processor(directory: Path, backbone_params: BackboneParams):
     from metaembed.backbones import load_processor
 
     return load_processor(directory / BACKBONE_DIR, backbone_params.min_pixels, backbone_params.max_pixels)
+
+
+def _caller_trust(backbone_params: BackboneParams, trust_remote_code: bool, directory: Path) -> BackboneParams:
+    """The saved backbone settings with `trust_remote_code` as the caller gave it.
+
+    A folder must not switch on its own code: with an `auto_map` in its config.json,
+    transformers would import and run a .py file shipped beside the weights.
+    """
+    if backbone_params.trust_remote_code and not trust_remote_code:
+        warnings.warn(
+            f"{directory / CONFIG_FILE} sets backbone.trust_remote_code; ignored: a model folder cannot turn on "
+            "its own code. Pass trust_remote_code=True to MetaEmbed.from_pretrained if you trust this folder",
+            UserWarning,
+            stacklevel=3,
+        )
+    return backbone_params.model_copy(update={"trust_remote_code": trust_remote_code})
+
+
+def _check_safetensors(directory: Path) -> None:
+    """Open every weights file's header first: a torn file then names itself, not just 'incomplete metadata'."""
+    for path in sorted(directory.rglob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise DamagedWeightsError(
+                f"{path}: damaged or incomplete safetensors file ({error}); it was probably cut short while "
+                "being written or copied. Re-download the model (`dvc pull`, or metaembed.load of the registered "
+                "version) or re-run the stage that wrote it (`dvc repro train`)"
+            ) from None
+
+
+class DamagedWeightsError(ValueError):
+    """A weights file of a saved model cannot be read; the message names it and what to do."""
+
+
+# ---- inputs to encode_* -----------------------------------------------------------------------
+
+# One input, not a list of them: iterating it would give one input per character or byte.
+_SINGLE_INPUTS = (str, bytes, bytearray, Path, Image.Image, dict)
+
+
+def _refuse_bare(side: Side, name: str, value: object) -> None:
+    if isinstance(value, _SINGLE_INPUTS):
+        example = f"[{value!r}]" if isinstance(value, str) and len(value) <= 60 else "[value]"
+        raise TypeError(
+            f"{side} {name} must be a list with one entry per input, got a single {type(value).__name__}; "
+            f"wrap it in a list: {name}={example}"
+        )
+
+
+def _read_image(image: ImageLike, where: str) -> Image.Image | None:
+    """`batching.load_image`, with the two cases it gets wrong handled here.
+
+    A decompression bomb (more pixels than PIL.Image.MAX_IMAGE_PIXELS allows) is refused naming
+    the input; 16-bit greyscale, which `convert("RGB")` clips so that most pixels turn white,
+    is scaled to 8 bits first.
+    """
+    if isinstance(image, dict):  # how `datasets` stores an Image feature
+        image = image.get("bytes") if image.get("bytes") is not None else image.get("path")
+    try:
+        opened = _open(image) if isinstance(image, (str, Path, bytes, bytearray)) else image
+    except Image.DecompressionBombError as error:
+        label = f"{len(image)} bytes" if isinstance(image, (bytes, bytearray)) else str(image)
+        raise ImageDecodeError(
+            f"{where}: {label}: {error} Shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust its source"
+        ) from None
+    if isinstance(opened, Image.Image):
+        opened = _eight_bit(opened, where)
+    return load_image(opened, where)
+
+
+def _open(source: str | Path | bytes | bytearray) -> Image.Image | str | Path | bytes | bytearray:
+    """The decoded image, or `source` itself when PIL cannot read it (load_image then says why)."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as opened:
+            opened.load()
+            return opened
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # noqa: BLE001 - load_image reports unreadable inputs by name
+        return source
+
+
+def _eight_bit(image: Image.Image, where: str) -> Image.Image:
+    if image.mode == "F":
+        raise ImageDecodeError(
+            f"{where}: a 32-bit float image has no fixed range of grey levels; convert it to 8-bit (L or RGB) first"
+        )
+    # I;16, I;16B, ... and I (how older Pillow opened 16-bit PNGs): grey levels read as 0..65535.
+    if not image.mode.startswith("I"):
+        return image
+    levels = np.asarray(image)
+    if levels.min() < 0 or levels.max() > 65535:
+        raise ImageDecodeError(
+            f"{where}: {image.mode} image has grey levels outside 0..65535 "
+            f"({levels.min()}..{levels.max()}); scale it to 8-bit (L or RGB) first"
+        )
+    return Image.fromarray(np.round(levels.astype(np.float32) / 257).astype(np.uint8))

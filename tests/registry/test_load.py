@@ -15,6 +15,7 @@ from metaembed.model import MetaEmbed
 from metaembed.registry.gate import promote
 from metaembed.registry.params import PromotionParams
 from metaembed.registry.register import register
+from metaembed.registry.store import RegistryError
 
 TEXTS = ["a red circle", "which shape is this?"]
 
@@ -69,3 +70,57 @@ def test_load_accepts_a_saved_folder_and_names_a_wrong_one(saved_models, tmp_pat
     assert isinstance(metaembed.load(saved_models[0]), MetaEmbed)
     with pytest.raises(FileNotFoundError, match="neither a MetaEmbed.save_pretrained folder"):
         metaembed.load(tmp_path)
+
+
+def _stored_python_model(project) -> "Path":
+    """The pyfunc file stored with version 1, in the store's own artifact folder."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    source = project.client().get_model_version_download_uri(project.model_name, "1")
+    folder = Path(urlsplit(source).path) if source.startswith("file:") else Path(source)
+    (stored,) = folder.rglob("pyfunc_model.py")
+    return stored
+
+
+def test_load_reads_weights_without_running_code_stored_with_the_version(project, champion, tmp_path):
+    marker = tmp_path / "stored-code-ran"
+    stored = _stored_python_model(project)
+    # Whoever can write to the store could change this file; loading must not execute it.
+    stored.write_text(stored.read_text() + f"\nfrom pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
+    model = metaembed.load(champion, params_path=project.params_path)
+    assert isinstance(model, MetaEmbed) and not marker.exists()
+    reference = MetaEmbed.from_pretrained(project.saved_models[0])
+    with torch.inference_mode():
+        torch.testing.assert_close(model.encode_queries(TEXTS)[0], reference.encode_queries(TEXTS)[0])
+
+
+def test_load_outside_a_project_creates_no_store_and_names_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(None)
+    with pytest.raises(RegistryError, match=r"sqlite:///.*mlflow\.db") as error:
+        metaembed.load("models:/metaembed@champion")
+    assert "params.yaml" in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # no empty mlflow.db, no mlruns/
+
+
+def test_a_missing_model_names_the_store_without_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9")  # nothing listens on 9
+    try:
+        with pytest.raises(RegistryError, match=r"http://alice:\*\*\*@127\.0\.0\.1:9") as error:
+            metaembed.load("models:/metaembed@champion")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    assert "s3cret" not in str(error.value)
+
+
+def test_a_missing_version_in_an_existing_store_names_the_store(project):
+    project.train(0, quality=0.5)
+    register(project.params_path, project.root)
+    with pytest.raises(RegistryError, match=rf"models:/{project.model_name}/7.*{project.tracking_uri}"):
+        metaembed.load(f"models:/{project.model_name}/7", params_path=project.params_path)

@@ -1,52 +1,127 @@
-"""`metaembed.load(uri)`: a ready MetaEmbed from the registry, a run, or a saved folder."""
+"""`metaembed.load(uri)`: a ready MetaEmbed from the registry, a run, or a saved folder.
+
+A registered version is read as files: its artifacts are downloaded and the safetensors weights
+and JSON config go through `MetaEmbed.from_pretrained`. `mlflow.pyfunc.load_model` would instead
+execute the Python file stored with the version (MLflow "models from code"), so whoever can
+write to the store could run code on every machine that loads the model. The pyfunc stays for
+MLflow serving only.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
 
 from metaembed.model import CONFIG_FILE, MetaEmbed
 from metaembed.registry.register import ARTIFACT_KEY
+from metaembed.registry.store import RegistryError
 from metaembed.tracking import TrackingParams, resolve_tracking_uri
+from metaembed.tracking.redact import redact_text, redact_uri
 from metaembed.tracking.store import TRACKING_URI_ENV
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-def load_model(uri: str | Path, device: str = "cpu", params_path: str | Path = "params.yaml") -> MetaEmbed:
+def load_model(
+    uri: str | Path, device: str = "cpu", params_path: str | Path = "params.yaml", trust_remote_code: bool = False
+) -> MetaEmbed:
     """`models:/<name>@champion`, `models:/<name>/<version>`, `runs:/...`, or a local folder.
 
     MLflow URIs are read from the project's store (params.yaml `tracking:`, relative to the
-    params file's folder) unless MLFLOW_TRACKING_URI is set.
+    params file's folder) unless MLFLOW_TRACKING_URI is set. `trust_remote_code` is passed to
+    `MetaEmbed.from_pretrained`; the model's own config cannot turn it on.
     """
     text = str(uri)
     if not text.startswith(MLFLOW_SCHEMES):
-        return _from_folder(Path(text), device)
-    import mlflow
+        return _from_folder(Path(text), device, trust_remote_code)
+    store, source = _use_project_store(Path(params_path))
+    _require_local_store(store, source, text)
+    with tempfile.TemporaryDirectory(prefix="metaembed-load-") as scratch:
+        folder = _download(text, store, Path(scratch))
+        return _from_folder(folder, device, trust_remote_code)
 
-    _use_project_store(Path(params_path))
-    model = mlflow.pyfunc.load_model(text).unwrap_python_model().model
-    return model.to(device).eval()
 
-
-def _from_folder(folder: Path, device: str) -> MetaEmbed:
+def _from_folder(folder: Path, device: str, trust_remote_code: bool = False) -> MetaEmbed:
     # A save_pretrained folder, or a pyfunc model folder (e.g. from `mlflow artifacts download`).
-    for candidate in (folder, folder / "artifacts" / ARTIFACT_KEY):
-        if (candidate / CONFIG_FILE).is_file():
-            return MetaEmbed.from_pretrained(candidate, device=device)
+    for candidate in (folder, _pyfunc_weights(folder)):
+        if candidate is not None and (candidate / CONFIG_FILE).is_file():
+            return MetaEmbed.from_pretrained(candidate, device=device, trust_remote_code=trust_remote_code)
     raise FileNotFoundError(f"{folder}: neither a MetaEmbed.save_pretrained folder nor a registered "
-                            f"pyfunc folder (no {CONFIG_FILE}, no artifacts/{ARTIFACT_KEY}/{CONFIG_FILE}); "
-                            "pass models:/<name>@champion to load from the registry")
+                            f"pyfunc folder (no {CONFIG_FILE}, no MLmodel naming a `{ARTIFACT_KEY}` artifact "
+                            f"that holds one); pass models:/<name>@champion to load from the registry")
 
 
-def _use_project_store(params_path: Path) -> None:
+def _pyfunc_weights(folder: Path) -> Path | None:
+    """The `metaembed` artifact's folder, as the pyfunc's MLmodel file records it (read as YAML only)."""
+    mlmodel = folder / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
+    entry = ((flavors.get("python_function") or {}).get("artifacts") or {}).get(ARTIFACT_KEY) or {}
+    if not entry.get("path"):
+        return None
+    weights = (folder / entry["path"]).resolve()
+    if not weights.is_relative_to(folder.resolve()):
+        raise FileNotFoundError(f"{mlmodel}: artifact {ARTIFACT_KEY!r} points outside the model folder "
+                                f"({entry['path']}); refusing to load from there")
+    return weights
+
+
+def _use_project_store(params_path: Path) -> tuple[str, str]:
+    """Point mlflow at the store to read from; returns its URI and where that URI came from."""
     import mlflow
 
     from metaembed.config import load_section
 
-    if os.environ.get(TRACKING_URI_ENV) or not params_path.is_file():
-        return  # mlflow's own resolution: the environment, or its default store
+    if os.environ.get(TRACKING_URI_ENV):
+        return mlflow.get_tracking_uri(), TRACKING_URI_ENV
+    if not params_path.is_file():
+        # mlflow's own default; told apart so that the error can say params.yaml was not found.
+        return mlflow.get_tracking_uri(), f"mlflow's default, as {params_path} does not exist"
     tracking = load_section("tracking", TrackingParams, params_path)
     uri = resolve_tracking_uri(tracking, params_path.parent)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    return uri, f"{params_path} tracking.tracking_uri"
+
+
+def _require_local_store(uri: str, source: str, model_uri: str) -> None:
+    """Refuse a local store that does not exist: mlflow would create an empty one to look in."""
+    path = _local_store_path(uri)
+    if path is None or path.exists():
+        return
+    raise RegistryError(
+        f"cannot load {model_uri}: there is no MLflow store at {redact_uri(uri)} (from {source}; "
+        f"{path.resolve()} does not exist), and none was created. Run from the project folder, pass "
+        f"params_path=<project>/params.yaml, or set {TRACKING_URI_ENV} to the store that holds the model"
+    )
+
+
+def _local_store_path(uri: str) -> Path | None:
+    """The file or folder of a sqlite or file store; None for a server or an in-memory database."""
+    if uri.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(uri).database
+        return Path(database) if database and database != ":memory:" else None
+    if uri.startswith("file:"):
+        return Path(unquote(urlsplit(uri).path))
+    return Path(uri) if "://" not in uri else None
+
+
+def _download(model_uri: str, store: str, scratch: Path) -> Path:
+    """The version's (or run's) artifacts as plain files; nothing stored with them is executed."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(scratch)))
+    except (MlflowException, OSError) as error:
+        first = (str(error).strip() or type(error).__name__).splitlines()[0][:500]
+        raise RegistryError(
+            f"cannot load {model_uri} from the store at {redact_uri(store)}: {redact_text(first, store)}"
+        ) from None

@@ -5,6 +5,10 @@ module is pickled. The weights travel as the `metaembed` artifact, the folder th
 `MetaEmbed.save_pretrained` writes (safetensors, config JSON, processor), and are read back with
 `MetaEmbed.from_pretrained`. Loading needs the `metaembed` package installed.
 
+This file is for MLflow serving (`mlflow models serve`, `mlflow.pyfunc.load_model`), which runs
+whatever code is stored with a version: load only versions from a store you trust that way.
+`metaembed.load` does not use it; it reads the stored weights and config as files.
+
 Input: a DataFrame with a `text` and/or an `image` column (an image is a file path or a
 `data:image/...;base64,` URI; a row may leave either empty). Inference params: `side`
 ("query" or "candidate"), `budget` (vectors kept for that side; 0 keeps all) and `batch_size`.
