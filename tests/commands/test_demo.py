@@ -1,18 +1,29 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from metaembed.cli import main
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_params(path: Path, backbone: dict, model: dict, groups: list) -> Path:
+    """The project's params.yaml (every section is required) with the demo's sections changed."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["backbone"].update(name_or_path="tiny", **backbone)
+    params["model"].update(model)
+    params["loss"]["groups"] = groups
+    path.write_text(yaml.safe_dump(params))
+    return path
+
 
 def test_demo_prints_scores_at_every_budget_of_the_loss_groups(tmp_path, capsys):
-    params = {
-        "backbone": {"cache_dir": str(tmp_path / "backbones")},
-        "model": {"num_query_meta": 4, "num_candidate_meta": 8},
-        "loss": {"groups": [[1, 1, 1.0], [2, 4, 1.0], [4, 8, 1.0]]},
-    }
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    # The demo's model is untrained: it has no measured centering means to subtract.
+    path = write_params(tmp_path / "params.yaml", {"cache_dir": str(tmp_path / "backbones")},
+                        {"num_query_meta": 4, "num_candidate_meta": 8, "centering": False},
+                        [[1, 1, 1.0], [2, 4, 1.0], [4, 8, 1.0]])
     assert main(["demo", "--params", str(path)]) == 0
     out = capsys.readouterr().out
     assert "queries (3, 4, 128), candidates (4, 8, 128)" in out
@@ -26,9 +37,7 @@ def test_demo_rejects_groups_beyond_the_meta_tokens(tmp_path):
 
     from metaembed.config import ParamsError
 
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"model": {"num_query_meta": 2, "num_candidate_meta": 4},
-                                    "loss": {"groups": [[1, 1, 1.0], [4, 8, 1.0]]},
-                                    "backbone": {"cache_dir": str(tmp_path)}}))
+    path = write_params(tmp_path / "params.yaml", {"cache_dir": str(tmp_path)},
+                        {"num_query_meta": 2, "num_candidate_meta": 4}, [[1, 1, 1.0], [4, 8, 1.0]])
     with pytest.raises((ValueError, ParamsError), match="4"):
         main(["demo", "--params", str(path)])

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from metaembed.cli import main
+from metaembed.stage_outputs import EvaluateReport, SweepBudgets
 
-VIDORE_SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "vidore" / "v1_beir_arxivqa_mini"
+REPO = Path(__file__).resolve().parents[2]
+VIDORE_SAMPLE = REPO.parent / "shared" / "fixtures" / "vidore" / "v1_beir_arxivqa_mini"
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +35,12 @@ def setup(tmp_path_factory, backbone_params):
     torch.manual_seed(0)
     MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=2, num_candidate_meta=4),
               backbone_params).save_pretrained(root / "model")
-    params = {
-        "prepare": {"out_dir": str(root / "prepared")},
-        "evaluate": {"model_dir": str(root / "model"), "out_dir": str(root / "evaluate"),
-                     "budgets": [[1, 1], [2, 4]], "num_threads": 1},
-        "sweep": {"out_dir": str(root / "sweep"), "budgets": [[1, 1], [2, 4]], "encode_sample": 2,
-                  "latency": {"candidates": [100, 1000], "repeats": 1, "quiet_wait_s": 0, "flush_mib": 0}},
-    }
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["prepare"]["out_dir"] = str(root / "prepared")
+    params["evaluate"].update(model_dir=str(root / "model"), out_dir=str(root / "evaluate"),
+                              budgets=[[1, 1], [2, 4]], num_threads=1)
+    params["sweep"].update(out_dir=str(root / "sweep"), budgets=[[1, 1], [2, 4]], encode_sample=2)
+    params["sweep"]["latency"].update(candidates=[100, 1000], repeats=1, quiet_wait_s=0, flush_mib=0)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
@@ -50,12 +51,14 @@ def test_evaluate_then_sweep_print_their_tables_and_write_their_files(setup, cap
     out = capsys.readouterr().out
     assert "MMEB P@1" in out and "chance" in out and "wrote " in out
     assert set(json.loads((setup / "evaluate" / "metrics.json").read_text())["budgets"]) == {"1x1", "2x4"}
+    report = EvaluateReport.read(setup / "evaluate" / "report.json")  # as the baselines read it
+    assert set(report.summary) == set(report.budgets) == {"1x1", "2x4"} and report.model.dim == 128
 
     assert main(["sweep", "--params", params, "--no-mlflow", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Pareto" in out and "budgets.json" in out
-    budgets = json.loads((setup / "sweep" / "budgets.json").read_text())
-    assert [row["name"] for row in budgets["budgets"]] == ["1x1", "2x4"] and budgets["mlflow_run_id"] is None
+    budgets = SweepBudgets.read(setup / "sweep" / "budgets.json")
+    assert [row.name for row in budgets.budgets] == ["1x1", "2x4"] and budgets.mlflow_run_id is None
 
 
 def test_evaluate_reads_a_real_vidore_folder(setup, capsys):
@@ -65,10 +68,10 @@ def test_evaluate_reads_a_real_vidore_folder(setup, capsys):
                  "--no-mlflow", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "1 ViDoRe sets (3 pages)" in out and "0 MMEB subsets" in out
-    report = json.loads((setup / "evaluate-external" / "report.json").read_text())
-    assert report["sets"]["vidore"]["v1_beir_arxivqa_mini"] == {"layout": "beir", "queries": 2, "pages": 3,
-                                                                "counted_as": "v1_beir_arxivqa_mini"}
-    assert 0 < report["summary"]["2x4"]["vidore_ndcg_at_5"] <= 1
+    report = EvaluateReport.read(setup / "evaluate-external" / "report.json")
+    assert report.sets["vidore"]["v1_beir_arxivqa_mini"] == {"layout": "beir", "queries": 2, "pages": 3,
+                                                             "counted_as": "v1_beir_arxivqa_mini"}
+    assert 0 < report.summary["2x4"]["vidore_ndcg_at_5"] <= 1 and report.mmeb == {"1x1": {}, "2x4": {}}
 
 
 def test_a_folder_that_is_not_vidore_is_an_error_naming_it(setup, tmp_path):

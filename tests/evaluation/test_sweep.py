@@ -6,25 +6,7 @@ import pytest
 
 from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
 from metaembed.evaluation.sweep import SweepConfig, budget_costs, run_sweep
-
-
-def _check_schema(result: dict) -> None:
-    """The shape the promotion gate reads, key for key."""
-    assert set(result) == {"mlflow_run_id", "quality_metric", "budgets"}
-    for row in result["budgets"]:
-        assert set(row) == {"name", "r_q", "r_c", "quality", "index_bytes_per_candidate", "flops_per_pair",
-                            "latency_ms_per_query", "encode_per_second", "pareto"}
-        assert row["name"] == f"{row['r_q']}x{row['r_c']}"
-        assert set(row["quality"]) == {"mmeb_p_at_1", "vidore_ndcg_at_5"}
-        assert all(isinstance(v, float) and 0 <= v <= 1 for v in row["quality"].values())
-        assert set(row["index_bytes_per_candidate"]) == {"float32", "bfloat16"}
-        assert all(type(v) is int for v in row["index_bytes_per_candidate"].values())
-        assert type(row["flops_per_pair"]) is int
-        assert set(row["latency_ms_per_query"]) == {"100", "1000"}
-        assert all(isinstance(v, float) and v > 0 for v in row["latency_ms_per_query"].values())
-        assert set(row["encode_per_second"]) == {"query", "candidate"}
-        assert all(v > 0 for v in row["encode_per_second"].values())
-        assert type(row["pareto"]) is bool
+from metaembed.stage_outputs import SweepBudgets
 
 
 def test_sweep_rescores_the_saved_embeddings_and_writes_the_budget_table(eval_params, mlflow_run, tmp_path):
@@ -32,23 +14,25 @@ def test_sweep_rescores_the_saved_embeddings_and_writes_the_budget_table(eval_pa
     evaluated = run_evaluate(EvaluateConfig.from_file(path), progress=False)
     result = run_sweep(SweepConfig.from_file(path), progress=False)
 
-    budgets_file = tmp_path / "sweep" / "budgets.json"
-    assert json.loads(budgets_file.read_text()) == result
-    _check_schema(result)
-    assert result["mlflow_run_id"] == mlflow_run["run_id"] and result["quality_metric"] == "mmeb_p_at_1"
-    rows = {row["name"]: row for row in result["budgets"]}
+    # What registration and the gate read back is what the sweep measured.
+    assert SweepBudgets.read(tmp_path / "sweep" / "budgets.json") == result
+    assert result.mlflow_run_id == mlflow_run["run_id"] and result.quality_metric == "mmeb_p_at_1"
+    rows = {row.name: row for row in result.budgets}
     assert list(rows) == ["1x1", "2x4", "4x8"]
     for name, row in rows.items():  # re-scored from the cache: the same numbers as evaluate
-        assert row["quality"]["mmeb_p_at_1"] == pytest.approx(evaluated["budgets"][name]["mmeb_p_at_1"])
-    assert rows["4x8"]["index_bytes_per_candidate"] == {"float32": 8 * 128 * 4, "bfloat16": 8 * 128 * 2}
-    assert rows["4x8"]["flops_per_pair"] == 4 * 8 * 255
-    best = max(row["quality"]["mmeb_p_at_1"] for row in rows.values())
-    assert rows["1x1"]["pareto"]  # the cheapest budget is never dominated
-    assert any(row["pareto"] and row["quality"]["mmeb_p_at_1"] == best for row in rows.values())
+        assert row.quality["mmeb_p_at_1"] == pytest.approx(evaluated["budgets"][name]["mmeb_p_at_1"])
+        assert 0 <= row.quality["vidore_ndcg_at_5"] <= 1
+        assert set(row.latency_ms_per_query) == {"100", "1000"} and min(row.latency_ms_per_query.values()) > 0
+        assert set(row.encode_per_second) == {"query", "candidate"} and min(row.encode_per_second.values()) > 0
+    assert rows["4x8"].index_bytes_per_candidate == {"float32": 8 * 128 * 4, "bfloat16": 8 * 128 * 2}
+    assert rows["4x8"].flops_per_pair == 4 * 8 * 255
+    best = max(row.quality["mmeb_p_at_1"] for row in rows.values())
+    assert rows["1x1"].pareto  # the cheapest budget is never dominated
+    assert any(row.pareto and row.quality["mmeb_p_at_1"] == best for row in rows.values())
 
     out = tmp_path / "sweep"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["budgets"]["2x4"]["latency_ms_1000"] == rows["2x4"]["latency_ms_per_query"]["1000"]
+    assert metrics["budgets"]["2x4"]["latency_ms_1000"] == rows["2x4"].latency_ms_per_query["1000"]
     assert json.loads((out / "plot_data.json").read_text())[0]["budget"] == "1x1"
     assert len(json.loads((out / "latency.json").read_text())["budgets"]["4x8"][0]["times_s"]) == 2
     for name in ("quality_vs_budget.png", "quality_vs_index_size.png"):

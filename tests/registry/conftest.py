@@ -1,12 +1,12 @@
 """A project folder with what the train and sweep stages leave behind, on one shared MLflow store.
 
 The store (an sqlite schema costs ~2 s to create) is shared by the session; every test gets its
-own registered-model name, so registries never mix.
+own registered-model name, so registries never mix. budgets.json is the real sweep's output on
+a tiny model (measured once per session); a test sets only the numbers the gate judges.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -16,8 +16,12 @@ import mlflow
 import pytest
 import yaml
 
-BUDGETS = ((1, 1), (4, 8))
-DIM = 128  # the tiny backbone's hidden size
+from metaembed.stage_outputs import SweepBudgets
+
+REPO = Path(__file__).resolve().parents[2]
+BUDGETS = [[1, 1], [4, 8]]
+SERVED = (4, 8)  # promotion.budget of the project below
+LATENCY_SIZES = [100, 1000]  # synthetic index sizes the sweep times (small: seconds)
 
 
 @pytest.fixture(scope="session")
@@ -43,26 +47,61 @@ def store_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mlflow-store")
 
 
-@pytest.fixture(name="budget_table")
-def budget_table_fixture():
-    return budget_table
+def project_params(path: Path, sections: dict) -> Path:
+    """The project's params.yaml with `sections` merged in (one level deeper for nested keys)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, values in sections.items():
+        for key, value in values.items():
+            current = params[name].get(key)
+            params[name][key] = current | value if isinstance(current, dict) and isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(params))
+    return path
 
 
-def budget_table(quality: float, index_bytes: int = 2048, latency_ms: float = 5.0, run_id: str = "sweep-run") -> dict:
-    """budgets.json as the sweep stage writes it; `quality` is the metric at the largest budget."""
+@pytest.fixture(scope="session", name="budget_table")
+def budget_table_fixture(tmp_path_factory, saved_models, prepared_dir):
+    """budgets.json as the real evaluate and sweep stages write it for saved_models[0] (no MLflow)."""
+    from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
+    from metaembed.evaluation.sweep import SweepConfig, run_sweep
+
+    root = tmp_path_factory.mktemp("sweep-stage")
+    path = project_params(root / "params.yaml", {
+        "prepare": {"out_dir": str(prepared_dir)},
+        "evaluate": {"model_dir": str(saved_models[0]), "out_dir": str(root / "evaluate"), "budgets": BUDGETS,
+                     "batch_size": 16, "num_threads": 1, "log_to_mlflow": False},
+        "sweep": {"out_dir": str(root / "sweep"), "budgets": BUDGETS, "encode_sample": 2, "log_to_mlflow": False,
+                  "latency": {"candidates": LATENCY_SIZES, "repeats": 1, "warmup": 0, "quiet_wait_s": 0,
+                              "flush_mib": 0}},
+    })
+    run_evaluate(EvaluateConfig.from_file(path), progress=False)
+    run_sweep(SweepConfig.from_file(path), progress=False)
+    return SweepBudgets.read(root / "sweep" / "budgets.json")
+
+
+def as_measured(table, run_id: str | None, quality: float, index_bytes: int | None = None,
+                latency_ms: float | None = None):
+    """The sweep's table for training run `run_id`, with the gate's numbers at the served budget
+    set: `quality` (of the table's metric), bfloat16 `index_bytes` and `latency_ms` at every size.
+
+    model_copy does not validate: a test may write a value the reader must refuse.
+    """
     rows = []
-    for r_q, r_c in BUDGETS:
-        scale = r_c / BUDGETS[-1][1]
-        rows.append({
-            "name": f"{r_q}x{r_c}", "r_q": r_q, "r_c": r_c,
-            "quality": {"mmeb_p_at_1": round(quality * (0.5 + 0.5 * scale), 4), "vidore_ndcg_at_5": 0.3},
-            "index_bytes_per_candidate": {"float32": 2 * int(index_bytes * scale), "bfloat16": int(index_bytes * scale)},
-            "flops_per_pair": r_q * r_c * (2 * DIM - 1),
-            "latency_ms_per_query": {"10000": latency_ms * scale / 10, "100000": latency_ms * scale},
-            "encode_per_second": {"query": 100.0, "candidate": 50.0},
-            "pareto": True,
-        })
-    return {"mlflow_run_id": run_id, "quality_metric": "mmeb_p_at_1", "budgets": rows}
+    for row in table.budgets:
+        if row.budget == SERVED:
+            update = {"quality": row.quality | {table.quality_metric: quality}}
+            if index_bytes is not None:
+                update["index_bytes_per_candidate"] = row.index_bytes_per_candidate | {"bfloat16": index_bytes}
+            if latency_ms is not None:
+                update["latency_ms_per_query"] = {size: latency_ms for size in row.latency_ms_per_query}
+            row = row.model_copy(update=update)
+        rows.append(row)
+    return table.model_copy(update={"mlflow_run_id": run_id, "budgets": rows})
+
+
+@pytest.fixture
+def measured(budget_table):
+    """Factory: the real sweep's table with the gate's numbers set, as `as_measured` (run "run")."""
+    return lambda quality, **numbers: as_measured(budget_table, "run", quality, **numbers)
 
 
 @dataclass
@@ -72,6 +111,8 @@ class Project:
     model_name: str
     tracking_uri: str
     saved_models: list[Path]
+    sweep: SweepBudgets  # the real sweep's table (of saved_models[0])
+    train_run_id: str | None = None  # the last `train`'s run
 
     def client(self):
         from mlflow.tracking import MlflowClient
@@ -84,6 +125,7 @@ class Project:
         Returns the new training run's id (a finished MLflow run with provenance tags).
         """
         from metaembed.config import load_section
+        from metaembed.stage_outputs import TrainReport
         from metaembed.tracking import TrackingParams, configure
 
         experiment = configure(load_section("tracking", TrackingParams, self.params_path), self.root)
@@ -95,15 +137,16 @@ class Project:
         target = self.root / "artifacts" / "model"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(self.saved_models[model], target)
-        (self.root / "artifacts" / "train").mkdir(parents=True, exist_ok=True)
-        (self.root / "artifacts" / "train" / "metrics.json").write_text(
-            json.dumps({"mlflow_run_id": run.info.run_id, "metrics": {"val/p_at_1_full": quality}}))
+        self.train_run_id = run.info.run_id
+        TrainReport(mlflow_run_id=self.train_run_id, metrics={"val/p_at_1_full": quality}).write(
+            self.root / "artifacts" / "train" / "metrics.json")
         self.write_budgets(quality, **table)
-        return run.info.run_id
+        return self.train_run_id
 
-    def write_budgets(self, quality: float, **table) -> None:
-        (self.root / "artifacts" / "sweep").mkdir(parents=True, exist_ok=True)
-        (self.root / "artifacts" / "sweep" / "budgets.json").write_text(json.dumps(budget_table(quality, **table)))
+    def write_budgets(self, quality: float, run_id: str | None = None, **table) -> Path:
+        """budgets.json as the sweep after the last `train` writes it (or after run `run_id`)."""
+        measured = as_measured(self.sweep, run_id or self.train_run_id, quality, **table)
+        return measured.write(self.root / "artifacts" / "sweep" / "budgets.json")
 
     def aliases(self) -> dict[str, str]:
         aliases = self.client().get_registered_model(self.model_name).aliases
@@ -115,22 +158,20 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path, store_dir, saved_models, monkeypatch) -> Project:
+def project(tmp_path, store_dir, saved_models, budget_table, monkeypatch) -> Project:
     # A developer's MLFLOW_TRACKING_URI must not receive test models; the repo's mlflow.db neither.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     name = f"metaembed-{uuid.uuid4().hex[:8]}"
     uri = f"sqlite:///{store_dir}/mlflow.db"
-    params = {
+    path = project_params(tmp_path / "params.yaml", {
         "tracking": {"tracking_uri": uri, "artifact_location": str(store_dir / "mlartifacts"),
                      "experiment": "metaembed-registry-tests", "system_metrics": False},
         "train": {"output_dir": "artifacts/model", "report_dir": "artifacts/train"},
         "registry": {"model_name": name},
-        "promotion": {"budget": [4, 8], "quality_metric": "mmeb_p_at_1", "min_quality": 0.2,
+        "promotion": {"budget": list(SERVED), "quality_metric": "mmeb_p_at_1", "min_quality": 0.2,
                       "max_index_bytes_per_candidate": 4096, "index_dtype": "bfloat16", "min_gain": 0.01},
-    }
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    yield Project(tmp_path, path, name, uri, saved_models)
+    })
+    yield Project(tmp_path, path, name, uri, saved_models, budget_table)
     mlflow.set_tracking_uri(None)  # configure() sets it process-wide
     mlflow.set_registry_uri(None)

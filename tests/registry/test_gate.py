@@ -7,10 +7,10 @@ import pytest
 
 from metaembed.config import load_section
 from metaembed.registry.gate import ALREADY, PROMOTE, REJECT, evaluate, promote
+from metaembed.registry.names import BUDGETS_TAG
 from metaembed.registry.params import PromotionParams
 from metaembed.registry.register import register
 from metaembed.registry.store import RegistryError
-from metaembed.registry.table import parse_budget_table
 
 
 def gate(project, **kwargs):
@@ -148,19 +148,34 @@ def test_a_registry_that_fails_while_moving_the_alias_leaves_the_champion(projec
     assert project.aliases() == {"challenger": "2", "champion": "1"}
 
 
-def test_a_missing_budget_or_latency_fails_its_check(budget_table):
-    table = parse_budget_table(budget_table(0.5), "budgets.json")
+def test_a_missing_budget_or_latency_fails_its_check(measured):
+    table = measured(0.5, latency_ms=5.0)
     params = PromotionParams(budget=(16, 64), max_index_bytes_per_candidate=4096)
     [check] = evaluate(table, None, params, has_champion=False)
     assert not check.passed and check.failure == "budget 16x64 was not evaluated (have: 1x1, 4x8)"
 
     params = PromotionParams(budget=(4, 8), max_latency_ms=10, latency_corpus_size=1_000_000)
     latency = evaluate(table, None, params, has_champion=False)[1]
-    assert not latency.passed and "no latency measured at 1,000,000 candidates (have: 10000, 100000)" == latency.failure
+    # The sizes the fixture's sweep timed.
+    assert not latency.passed and "no latency measured at 1,000,000 candidates (have: 100, 1000)" == latency.failure
 
-    params = PromotionParams(budget=(4, 8), max_latency_ms=4.0)
+    params = PromotionParams(budget=(4, 8), max_latency_ms=4.0, latency_corpus_size=1000)
     latency = evaluate(table, None, params, has_champion=False)[1]
     assert (latency.value, latency.passed) == ("5", False)
+
+
+def test_an_unreadable_budget_table_is_named_in_the_rejection(project):
+    version = registered(project, 0, quality=0.5)
+    client = project.client()
+    client.set_model_version_tag(project.model_name, version, BUDGETS_TAG, '{"budgets": []}')  # not a sweep table
+    decision = gate(project)
+
+    assert decision.outcome == REJECT and project.aliases() == {"challenger": "1"}
+    assert decision.reason.startswith("v1 tag metaembed.budgets: mlflow_run_id: Field required; ")
+    assert decision.reason.endswith("re-run the sweep stage (`dvc repro sweep`), then `metaembed register`")
+
+    client.delete_model_version_tag(project.model_name, version, BUDGETS_TAG)
+    assert gate(project).reason == "v1 has no metaembed.budgets tag: register it with `metaembed register`"
 
 
 def test_the_promote_command_prints_the_decision_table(project, capsys):

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from metaembed.registry.register import BUDGETS_TAG, SHA_TAG, TRAIN_RUN_TAG, folder_sha256, register
-from metaembed.registry.table import TableError
+from metaembed.registry.gate import promote
+from metaembed.registry.names import BUDGETS_TAG, SHA_TAG, TRAIN_RUN_TAG
+from metaembed.registry.params import PromotionParams
+from metaembed.registry.register import folder_sha256, register
+from metaembed.stage_outputs import StageOutputError, SweepBudgets, TrainReport
 
 
 def test_a_trained_model_becomes_a_version_with_provenance_and_the_challenger_alias(project):
@@ -88,20 +94,21 @@ def test_missing_or_bad_stage_outputs_are_named(project):
     content = json.loads(budgets.read_text())
     content["budgets"][1]["quality"]["mmeb_p_at_1"] = 55.0  # a percentage, not a fraction
     budgets.write_text(json.dumps(content))
-    with pytest.raises(TableError, match=r"budgets\.json: budgets\.1\.quality: .*not a fraction"):
+    with pytest.raises(StageOutputError, match=r"budgets\.json: budgets\.1\.quality: .*not a fraction"):
         register(project.params_path, project.root)
 
     budgets.unlink()
-    with pytest.raises(TableError, match=r"budgets\.json not found: .*sweep"):
+    with pytest.raises(StageOutputError, match=r"budgets\.json not found: .*sweep"):
         register(project.params_path, project.root)
     assert not project.client().search_registered_models(f"name = '{project.model_name}'")
 
 
 def test_a_training_run_missing_from_the_store_is_an_error(project):
     project.train(0, quality=0.5)
-    report = project.root / "artifacts" / "train" / "metrics.json"
-    report.write_text(json.dumps({"mlflow_run_id": "0" * 32, "metrics": {}}))
-    with pytest.raises(TableError, match="training run 0+ .* is not in"):
+    missing = "0" * 32
+    TrainReport(mlflow_run_id=missing).write(project.root / "artifacts" / "train" / "metrics.json")
+    project.write_budgets(0.5, run_id=missing)
+    with pytest.raises(StageOutputError, match="training run 0+ .* is not in"):
         register(project.params_path, project.root)
 
 
@@ -114,3 +121,65 @@ def test_registry_params_are_validated(project):
     project.params_path.write_text(yaml.safe_dump(params))
     with pytest.raises(ParamsError, match="promotion.*max_index_bytes_per_candidate and/or max_latency_ms"):
         load_section("promotion", PromotionParams, project.params_path)
+
+
+def test_a_sweep_older_than_the_trained_model_is_refused(project):
+    # The model was retrained, but evaluate and sweep did not re-run: budgets.json measured the old one.
+    old_run = project.train(0, quality=0.5)
+    project.train(1, quality=0.6)
+    project.write_budgets(0.5, run_id=old_run)
+    with pytest.raises(StageOutputError, match=f"budgets.json measured training run {old_run}, but the train "
+                                               f"stage's report names run {project.train_run_id}: .*re-run "
+                                               "evaluate and sweep"):
+        register(project.params_path, project.root)
+
+    project.sweep.write(project.root / "artifacts" / "sweep" / "budgets.json")  # as `sweep --no-mlflow` writes it
+    with pytest.raises(StageOutputError, match="mlflow_run_id is null .* re-run the sweep with MLflow"):
+        register(project.params_path, project.root)
+    assert not project.client().search_registered_models(f"name = '{project.model_name}'")
+
+
+def test_a_sweep_without_vidore_sets_is_registered_and_judged(project):
+    # The sweep writes null for a metric whose sets the suite lacks (here: no ViDoRe pages).
+    project.train(0, quality=0.5)
+    budgets = project.root / "artifacts" / "sweep" / "budgets.json"
+    table = SweepBudgets.read(budgets)
+    rows = [row.model_copy(update={"quality": row.quality | {"vidore_ndcg_at_5": None}}) for row in table.budgets]
+    table.model_copy(update={"budgets": rows}).write(budgets)
+
+    version = register(project.params_path, project.root).version
+    tagged = SweepBudgets.parse(project.client().get_model_version(project.model_name, version).tags[BUDGETS_TAG],
+                                BUDGETS_TAG)
+    assert tagged.row((4, 8)).quality == {"mmeb_p_at_1": 0.5, "vidore_ndcg_at_5": None}
+    params = PromotionParams(budget=(4, 8), max_index_bytes_per_candidate=4096)
+    assert promote(project.client(), project.model_name, params).promote
+
+
+def test_the_train_report_is_read_with_its_contract(project):
+    project.train(0, quality=0.5)
+    report = project.root / "artifacts" / "train" / "metrics.json"
+    report.write_text(json.dumps({"run_id": project.train_run_id}))  # not what the train stage writes
+    with pytest.raises(StageOutputError, match=r"metrics\.json: mlflow_run_id: Field required; run_id: Extra "
+                                               r"inputs are not permitted; re-run the train stage"):
+        register(project.params_path, project.root)
+
+
+def registry_imports() -> dict[str, set[str]]:
+    """registry module -> the registry modules it imports (type-hint-only imports included)."""
+    folder = Path(__file__).resolve().parents[2] / "src" / "metaembed" / "registry"
+    graph = {}
+    for path in folder.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            imported |= {name.rpartition(".")[2] for name in names if name.startswith("metaembed.registry.")}
+        graph[path.stem] = imported
+    return graph
+
+
+def test_the_registry_modules_import_in_one_direction():
+    graph = registry_imports()
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError names a cycle
+    assert graph["names"] == set()  # aliases, tags and artifact keys: one place, importable by all
+    assert order.index("register") < order.index("report") and order.index("gate") < order.index("report")

@@ -12,11 +12,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from metaembed.registry.register import register
     from metaembed.registry.store import RegistryError
-    from metaembed.registry.table import TableError
+    from metaembed.stage_outputs import StageOutputError
 
     try:
         registration = register(args.params)
-    except (TableError, RegistryError) as error:
+    except (StageOutputError, RegistryError) as error:
         print(f"error: {error}")
         return 1
     what = "registered as a new version" if registration.created else "already registered: nothing new"

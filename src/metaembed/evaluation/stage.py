@@ -2,6 +2,7 @@
 
     <out_dir>/metrics.json          summary per budget and chance levels (DVC metrics)
     <out_dir>/report.json           every subset and set at every budget, counts, timings
+                                    (`metaembed.stage_outputs.EvaluateReport`)
     <out_dir>/quality_by_budget.png per subset/set and the mean, against the budget
     <out_dir>/embeddings/           full-size embeddings (safetensors) the sweep re-scores
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from metaembed.config import load_params, prepared_dir, section
 from metaembed.evaluation.params import EvaluateParams
 from metaembed.evaluation.suite import Suite
+from metaembed.stage_outputs import EvaluateReport, MissingStageOutput, TrainReport
 from metaembed.tracking import TrackingParams
 
 EMBEDDINGS_DIR = "embeddings"
@@ -73,7 +75,7 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
         torch.set_num_threads(params.num_threads)
     out = Path(out_dir or params.out_dir)
     log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
-    run_id = _run_id(params) if log else None  # fail before the long part, not after it
+    run_id = training_run_id(params) if log else None  # fail before the long part, not after it
     model_dir = Path(params.model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no trained model (evaluate.model_dir); run `metaembed train` first")
@@ -87,10 +89,11 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
         encode.save_stores(out / EMBEDDINGS_DIR, stores, {"encoder": fingerprint, "model_dir": str(model_dir),
                                                           "pooling": model.params.pooling, "dim": model.dim})
     report.seconds["total"] = round(time.perf_counter() - started, 2)
-    payload = report.to_dict() | {"model_dir": str(model_dir), "mlflow_run_id": run_id}
+    evaluated = EvaluateReport(**report.to_dict(), model_dir=str(model_dir), mlflow_run_id=run_id)
+    payload = evaluated.model_dump(mode="json")
     metrics = {"mlflow_run_id": run_id, "budgets": report.summary, "chance": report.chance,
                "seconds": report.seconds}
-    _write_json(out / "report.json", payload)
+    evaluated.write(out / "report.json")
     _write_json(out / "metrics.json", metrics)
     figure = plots.save(plots.evaluation_figure(payload), out / "quality_by_budget.png")
     if run_id:
@@ -98,10 +101,13 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
     return metrics
 
 
-def _run_id(params: EvaluateParams) -> str:
-    from metaembed.evaluation.tracked import training_run_id
-
-    return training_run_id(params.train_report)
+def training_run_id(params: EvaluateParams) -> str:
+    """The MLflow run of the training that made the model: evaluate and sweep log onto it."""
+    try:
+        return TrainReport.read(params.train_report).mlflow_run_id
+    except MissingStageOutput as error:
+        raise MissingStageOutput(f"{error}, or set evaluate.log_to_mlflow: false / pass --no-mlflow "
+                                 "to skip MLflow") from None
 
 
 def _load_cache(folder: Path, fingerprint: str):

@@ -5,16 +5,12 @@ index bytes per candidate (float32 and bfloat16) and FLOPs per pair from `metaem
 scoring latency per query measured over synthetic indexes of 10k and 100k candidates, and the
 encoding rate of each side measured on a sample of the evaluation inputs.
 
-    <out_dir>/budgets.json      the per-budget table (the promotion gate reads it; shape below)
+    <out_dir>/budgets.json      the per-budget table, `metaembed.stage_outputs.SweepBudgets`
+                                (registration and the promotion gate read it)
     <out_dir>/metrics.json      the same numbers for `dvc metrics show`
     <out_dir>/latency.json      every timed repeat, the dtype and query batch, the machine
     <out_dir>/plot_data.json    rows for the DVC plots
     <out_dir>/quality_vs_budget.png, quality_vs_index_size.png
-
-budgets.json: {"mlflow_run_id", "quality_metric", "budgets": [{"name", "r_q", "r_c",
-"quality": {"mmeb_p_at_1", "vidore_ndcg_at_5"}, "index_bytes_per_candidate": {"float32",
-"bfloat16"}, "flops_per_pair", "latency_ms_per_query": {"<N>": ms}, "encode_per_second":
-{"query", "candidate"}, "pareto"}]}; quality as fractions (null where the suite has no such set).
 """
 
 from __future__ import annotations
@@ -26,6 +22,7 @@ from pathlib import Path
 
 from metaembed.config import load_params, prepared_dir, section
 from metaembed.evaluation.params import QUALITY_METRICS, EvaluateParams, SweepParams
+from metaembed.stage_outputs import BudgetRow, SweepBudgets
 from metaembed.tracking import TrackingParams
 
 INDEX_DTYPES = ("float32", "bfloat16")
@@ -66,13 +63,13 @@ def budget_costs(vectors: dict[str, float], dim: int) -> dict:
 
 
 def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | None = None,
-              root: str | Path = ".") -> dict:
+              root: str | Path = ".") -> SweepBudgets:
     """Measure every budget; write budgets.json, metrics, plots; returns budgets.json's content."""
     from tqdm import tqdm
 
     from metaembed.evaluation.encode import load_stores
     from metaembed.evaluation.quality import plan_suite, score_stores, scoring_budgets
-    from metaembed.evaluation.stage import EMBEDDINGS_DIR, encoder_fingerprint
+    from metaembed.evaluation.stage import EMBEDDINGS_DIR, encoder_fingerprint, training_run_id
     from metaembed.evaluation.suite import load_prepared
     from metaembed.model import MetaEmbed
 
@@ -83,7 +80,7 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
 
         torch.set_num_threads(evaluate.num_threads)
     log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
-    run_id = _run_id(evaluate) if log else None
+    run_id = training_run_id(evaluate) if log else None
     cache_dir = Path(evaluate.out_dir) / EMBEDDINGS_DIR
     stores, meta = load_stores(cache_dir)
     if meta.get("encoder") != encoder_fingerprint(evaluate.model_dir):
@@ -97,24 +94,27 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
         quality = score_stores(plan, stores, budgets, evaluate.recall_at, progress)
     except KeyError as error:
         raise ValueError(f"{cache_dir}: {error.args[0]}; re-run `metaembed evaluate`") from None
-    rows = []
+    rows, timings = [], {}
     with tqdm(total=len(budgets), desc="sweep: latency and encoding rate", unit="budget",
               disable=not progress) as bar:
         gate = _gate(params)
         for name, budget in budgets.items():
             bar.set_postfix_str(name)
-            rows.append(_measure(name, budget, quality, model, plan, params, evaluate.batch_size, gate))
+            row, timings[name] = _measure(name, budget, quality, model, plan, params, evaluate.batch_size, gate)
+            rows.append(row)
             bar.update(1)
-    _mark_pareto(rows, params.quality_metric)
-    result = {"mlflow_run_id": run_id, "quality_metric": params.quality_metric,
-              "budgets": [row["public"] for row in rows]}
-    _write_outputs(Path(params.out_dir), result, rows, quality, params, time.perf_counter() - started)
+    table = SweepBudgets(mlflow_run_id=run_id, quality_metric=params.quality_metric,
+                         budgets=_with_pareto(rows, params.quality_metric))
+    latency = {"settings": params.latency.model_dump(), "machine": _machine(), "budgets": timings}
+    _write_outputs(Path(params.out_dir), table, latency, quality, params, time.perf_counter() - started)
     if run_id:
-        _log(run_id, config.tracking, result, rows, Path(params.out_dir), root)
-    return result
+        _log(run_id, config.tracking, table, latency, Path(params.out_dir), root)
+    return table
 
 
-def _measure(name, budget, quality, model, plan, params: SweepParams, batch_size: int, gate) -> dict:
+def _measure(name, budget, quality, model, plan, params: SweepParams, batch_size: int,
+             gate) -> tuple[BudgetRow, list[dict]]:
+    """The budget's row (not yet marked on the frontier) and every timed repeat of its latency."""
     from metaembed.evaluation import latency, throughput
 
     shape = quality.budgets[name]
@@ -126,25 +126,22 @@ def _measure(name, budget, quality, model, plan, params: SweepParams, batch_size
         items = throughput.sample(plan.requests.items[side], params.encode_sample)
         rates[side] = throughput.encode_rate(model, side, items, r if budget is not None else None, batch_size)
     summary = quality.summary[name]
-    public = {
-        "name": name, "r_q": r_q, "r_c": r_c,
-        "quality": {metric: summary.get(metric) for metric in QUALITY_METRICS},
+    row = BudgetRow(
+        name=name, r_q=r_q, r_c=r_c,
+        quality={metric: summary.get(metric) for metric in QUALITY_METRICS},
         **budget_costs(shape["vectors"], dim),
-        "latency_ms_per_query": {str(t.num_candidates): t.ms_per_query for t in timings},
-        "encode_per_second": rates,
-        "pareto": False,
-    }
-    return {"public": public, "latency": [asdict(t) for t in timings], "summary": summary}
+        latency_ms_per_query={str(t.num_candidates): t.ms_per_query for t in timings},
+        encode_per_second=rates,
+    )
+    return row, [asdict(t) for t in timings]
 
 
-def _mark_pareto(rows: list[dict], metric: str) -> None:
+def _with_pareto(rows: list[BudgetRow], metric: str) -> list[BudgetRow]:
     from metaembed.evaluation.pareto import pareto_mask
 
-    public = [row["public"] for row in rows]
-    mask = pareto_mask([p["quality"][metric] for p in public],
-                       [(p["index_bytes_per_candidate"]["float32"], p["flops_per_pair"]) for p in public])
-    for row, on_front in zip(public, mask):
-        row["pareto"] = on_front
+    mask = pareto_mask([row.quality[metric] for row in rows],
+                       [(row.index_bytes_per_candidate["float32"], row.flops_per_pair) for row in rows])
+    return [row.model_copy(update={"pareto": bool(on_front)}) for row, on_front in zip(rows, mask)]
 
 
 def _gate(params: SweepParams):
@@ -153,21 +150,20 @@ def _gate(params: SweepParams):
     return QuietGate(params.latency.quiet_wait_s, 0.1) if params.latency.quiet_wait_s > 0 else None
 
 
-def _write_outputs(out: Path, result: dict, rows: list[dict], quality, params: SweepParams, seconds: float) -> None:
+def _write_outputs(out: Path, table: SweepBudgets, latency: dict, quality, params: SweepParams,
+                   seconds: float) -> None:
     from metaembed.evaluation import plots
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "budgets.json", result)
-    metrics = {"mlflow_run_id": result["mlflow_run_id"], "quality_metric": result["quality_metric"],
-               "budgets": {row["name"]: _flat_row(row) for row in result["budgets"]},
+    table.write(out / "budgets.json")
+    metrics = {"mlflow_run_id": table.mlflow_run_id, "quality_metric": table.quality_metric,
+               "budgets": {row.name: _flat_row(row) for row in table.budgets},
                "chance": quality.chance, "seconds": round(seconds, 1)}
     _write_json(out / "metrics.json", metrics)
-    _write_json(out / "latency.json", {"settings": params.latency.model_dump(), "machine": _machine(),
-                                       "budgets": {row["public"]["name"]: row["latency"] for row in rows}})
-    _write_json(out / "plot_data.json", [{"budget": row["name"], **_flat_row(row)} for row in result["budgets"]])
-    plots.save(plots.sweep_budget_figure(result["budgets"], quality.chance, params.quality_metric),
-               out / "quality_vs_budget.png")
-    plots.save(plots.sweep_index_figure(result["budgets"], params.quality_metric), out / "quality_vs_index_size.png")
+    _write_json(out / "latency.json", latency)
+    _write_json(out / "plot_data.json", [{"budget": row.name, **_flat_row(row)} for row in table.budgets])
+    rows = [row.model_dump() for row in table.budgets]
+    plots.save(plots.sweep_budget_figure(rows, quality.chance, params.quality_metric), out / "quality_vs_budget.png")
+    plots.save(plots.sweep_index_figure(rows, params.quality_metric), out / "quality_vs_index_size.png")
 
 
 def _machine() -> dict:
@@ -180,29 +176,22 @@ def _machine() -> dict:
             "machine": platform.machine(), "processor": platform.processor() or "unknown"}
 
 
-def _flat_row(row: dict) -> dict:
-    flat = {"r_q": row["r_q"], "r_c": row["r_c"], **{k: v for k, v in row["quality"].items() if v is not None}}
-    flat |= {f"index_bytes_{d}": v for d, v in row["index_bytes_per_candidate"].items()}
-    flat["flops_per_pair"] = row["flops_per_pair"]
-    flat |= {f"latency_ms_{n}": v for n, v in row["latency_ms_per_query"].items()}
-    flat |= {f"encode_{side}_per_s": v for side, v in row["encode_per_second"].items()}
-    flat["pareto"] = row["pareto"]
+def _flat_row(row: BudgetRow) -> dict:
+    flat = {"r_q": row.r_q, "r_c": row.r_c, **{k: v for k, v in row.quality.items() if v is not None}}
+    flat |= {f"index_bytes_{d}": v for d, v in row.index_bytes_per_candidate.items()}
+    flat["flops_per_pair"] = row.flops_per_pair
+    flat |= {f"latency_ms_{n}": v for n, v in row.latency_ms_per_query.items()}
+    flat |= {f"encode_{side}_per_s": v for side, v in row.encode_per_second.items()}
+    flat["pareto"] = row.pareto
     return flat
 
 
-def _run_id(evaluate: EvaluateParams) -> str:
-    from metaembed.evaluation.tracked import training_run_id
-
-    return training_run_id(evaluate.train_report)
-
-
-def _log(run_id: str, tracking: TrackingParams, result: dict, rows: list[dict], out: Path, root) -> None:
+def _log(run_id: str, tracking: TrackingParams, table: SweepBudgets, latency: dict, out: Path, root) -> None:
     from metaembed.evaluation.tracked import flatten, log_results
 
-    metrics = flatten("sweep", {row["name"]: _flat_row(row) | {"pareto": float(row["pareto"])}
-                                for row in result["budgets"]})
-    latency = json.loads((out / "latency.json").read_text())
-    log_results(run_id, tracking, metrics, {"sweep/budgets.json": result, "sweep/latency.json": latency},
+    metrics = flatten("sweep", {row.name: _flat_row(row) | {"pareto": float(row.pareto)} for row in table.budgets})
+    log_results(run_id, tracking, metrics,
+                {"sweep/budgets.json": table.model_dump(mode="json"), "sweep/latency.json": latency},
                 {f"sweep/plots/{name}": out / name for name in ("quality_vs_budget.png", "quality_vs_index_size.png")},
                 root)
 

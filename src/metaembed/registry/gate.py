@@ -19,10 +19,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from metaembed.registry.params import CHALLENGER, CHAMPION, PromotionParams
-from metaembed.registry.register import BUDGETS_TAG
+from metaembed.registry.names import (BUDGETS_TAG, CHALLENGER, CHAMPION, GATE_BUDGET_TAG, GATE_CHAMPION_BEFORE_TAG,
+                                      GATE_CHECKS_TAG, GATE_DECISION_TAG, GATE_METRIC_TAG, GATE_REASON_TAG)
+from metaembed.registry.params import PromotionParams
 from metaembed.registry.store import RegistryError, is_missing, reaching
-from metaembed.registry.table import BudgetRow, BudgetTable, TableError, parse_budget_table
+from metaembed.stage_outputs import BudgetRow, StageOutputError, SweepBudgets
 
 PROMOTE, REJECT, ALREADY = "promote", "reject", "already champion"
 NONE = "-"
@@ -56,12 +57,12 @@ class Decision:
 
     def tags(self) -> dict[str, str]:
         return {
-            "gate.decision": "promoted" if self.promote else "rejected",
-            "gate.reason": self.reason,
-            "gate.champion_before": self.champion or "none",
-            "gate.budget": self.budget,
-            "gate.metric": self.metric,
-            "gate.checks": json.dumps([asdict(check) for check in self.checks]),
+            GATE_DECISION_TAG: "promoted" if self.promote else "rejected",
+            GATE_REASON_TAG: self.reason,
+            GATE_CHAMPION_BEFORE_TAG: self.champion or "none",
+            GATE_BUDGET_TAG: self.budget,
+            GATE_METRIC_TAG: self.metric,
+            GATE_CHECKS_TAG: json.dumps([asdict(check) for check in self.checks]),
         }
 
 
@@ -78,7 +79,8 @@ def decide(client: MlflowClient, name: str, params: PromotionParams, version: st
     candidate, champion = _read(client, name, version)
     same = champion is not None and str(champion.version) == str(candidate.version)
     rival = None if same else champion
-    checks = evaluate(_table(candidate), _table(rival) if rival else None, params, rival is not None)
+    table, unreadable = _table(candidate)
+    checks = evaluate(table, _table(rival)[0] if rival else None, params, rival is not None, unreadable)
     if same:  # nothing to beat: show the bounds, and say why there is no gain to check
         checks = [Check(c.name, "is the champion", c.limit, NONE, True) if c.name == GAIN else c for c in checks]
     failures = [check.failure for check in checks if not check.passed]
@@ -107,13 +109,18 @@ def apply(client: MlflowClient, decision: Decision) -> None:
             client.set_model_version_tag(name, version, key, value)
 
 
-def evaluate(candidate: BudgetTable | None, champion: BudgetTable | None, params: PromotionParams,
-             has_champion: bool) -> list[Check]:
-    """The gate's checks, each with the candidate's value, the bound and the champion's value."""
+def evaluate(candidate: SweepBudgets | None, champion: SweepBudgets | None, params: PromotionParams,
+             has_champion: bool, unreadable: str = "") -> list[Check]:
+    """The gate's checks, each with the candidate's value, the bound and the champion's value.
+
+    `unreadable` says why the candidate has no table (None), for the failed check.
+    """
     budget = params.budget_name
-    row = candidate.row(params.budget) if candidate else None
+    if candidate is None:
+        return [Check("budget evaluated", "missing", budget, NONE, False, unreadable or "no quality table")]
+    row = candidate.row(params.budget)
     if row is None:
-        found = ", ".join(r.name for r in candidate.budgets) if candidate else "no quality table"
+        found = ", ".join(r.name for r in candidate.budgets)
         return [Check("budget evaluated", "missing", budget, NONE, False,
                       f"budget {budget} was not evaluated (have: {found})")]
     best = champion.row(params.budget) if champion else None
@@ -201,12 +208,12 @@ def _read(client: MlflowClient, name: str, version: str | None) -> tuple[ModelVe
     return candidate, champion
 
 
-def _table(version: ModelVersion) -> BudgetTable | None:
-    """The version's quality/cost table, or None when it has none (a check then fails)."""
+def _table(version: ModelVersion) -> tuple[SweepBudgets | None, str]:
+    """The version's quality/cost table, or None and why not (a check then fails with that reason)."""
     text = version.tags.get(BUDGETS_TAG)
     if text is None:
-        return None
+        return None, f"v{version.version} has no {BUDGETS_TAG} tag: register it with `metaembed register`"
     try:
-        return parse_budget_table(json.loads(text), f"{version.name} v{version.version} tag {BUDGETS_TAG}")
-    except (json.JSONDecodeError, TableError):
-        return None
+        return SweepBudgets.parse(text, f"v{version.version} tag {BUDGETS_TAG}"), ""
+    except StageOutputError as error:
+        return None, f"{error}, then `metaembed register`"

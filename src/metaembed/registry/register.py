@@ -20,21 +20,16 @@ from mlflow.tracking import MlflowClient
 
 from metaembed.config import load_params, section
 from metaembed.model import CONFIG_FILE
-from metaembed.registry.params import CHALLENGER, RegistryParams
-from metaembed.registry.report import budget_markdown
+from metaembed.registry.names import (ARTIFACT_KEY, BUDGETS_TAG, CHALLENGER, LOGGED_MODEL_NAME, PROVENANCE_TAGS,
+                                      SHA_TAG, SWEEP_RUN_TAG, TRAIN_RUN_TAG)
+from metaembed.registry.params import RegistryParams
 from metaembed.registry.store import reaching, registry_client
-from metaembed.registry.table import BudgetTable, TableError, read_budget_table, read_train_run_id
+from metaembed.registry.table import budget_markdown
+from metaembed.stage_outputs import MissingStageOutput, StageOutputError, SweepBudgets, TrainReport
 from metaembed.tracking import TrackingParams
 from metaembed.training.params import TrainParams
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-ARTIFACT_KEY = "metaembed"  # must match pyfunc_model.ARTIFACT_KEY
-LOGGED_MODEL_NAME = "metaembed"
-SHA_TAG = "metaembed.model_sha256"
-TRAIN_RUN_TAG = "metaembed.train_run_id"
-SWEEP_RUN_TAG = "metaembed.sweep_run_id"
-BUDGETS_TAG = "metaembed.budgets"
-PROVENANCE_TAGS = ("git.commit", "git.dirty", "params.hash", "data.hash")
 # What the pyfunc imports at load time, pinned to the versions that trained the model.
 RUNTIME_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "peft", "pillow",
                     "numpy", "pandas", "pydantic", "pyyaml")
@@ -47,7 +42,7 @@ class Registration:
     created: bool
     train_run_id: str
     model_sha256: str
-    table: BudgetTable
+    table: SweepBudgets
     tracking_uri: str
 
     @property
@@ -61,7 +56,7 @@ class Inputs:
     tracking: TrackingParams
     model_dir: Path
     train_run_id: str
-    table: BudgetTable
+    table: SweepBudgets
 
 
 def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".") -> Inputs:
@@ -72,14 +67,30 @@ def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".")
     train = section(params, "train", TrainParams, params_path)
     model_dir = root / train.output_dir
     if not (model_dir / CONFIG_FILE).is_file():
-        raise TableError(f"{model_dir} holds no saved model ({CONFIG_FILE} missing): run the train stage first")
+        raise MissingStageOutput(f"{model_dir} holds no saved model ({CONFIG_FILE} missing): run the train stage first")
+    train_run_id = TrainReport.read(root / train.report_dir / "metrics.json").mlflow_run_id
+    budgets_file = root / registry.budgets_file
+    table = SweepBudgets.read(budgets_file)
+    _check_measured_run(table, train_run_id, budgets_file)
     return Inputs(
         registry=registry,
         tracking=section(params, "tracking", TrackingParams, params_path),
         model_dir=model_dir,
-        train_run_id=read_train_run_id(root / train.report_dir / "metrics.json"),
-        table=read_budget_table(root / registry.budgets_file),
+        train_run_id=train_run_id,
+        table=table,
     )
+
+
+def _check_measured_run(table: SweepBudgets, train_run_id: str, source: Path) -> None:
+    """The sweep names the training run whose model it measured: a table from another run (a sweep
+    that did not re-run after training) would be registered as this model's quality and cost."""
+    if table.mlflow_run_id is None:
+        raise StageOutputError(f"{source}: mlflow_run_id is null (the sweep ran without MLflow), so nothing ties "
+                               "it to the trained model; re-run the sweep with MLflow (`dvc repro sweep`)")
+    if table.mlflow_run_id != train_run_id:
+        raise StageOutputError(f"{source} measured training run {table.mlflow_run_id}, but the train stage's "
+                               f"report names run {train_run_id}: the sweep is older than the model; "
+                               "re-run evaluate and sweep (`dvc repro sweep`)")
 
 
 def register(params_path: str | Path = "params.yaml", root: str | Path = ".") -> Registration:
@@ -160,11 +171,11 @@ def _training_run(client: MlflowClient, run_id: str):
         if not is_missing(error):
             raise
     # Not transient (no retry helps): the stage output points at a run this store never had.
-    raise TableError(f"training run {run_id} (from the train stage's metrics.json) is not in "
+    raise StageOutputError(f"training run {run_id} (from the train stage's metrics.json) is not in "
                      f"{client.tracking_uri}: re-run training (`dvc repro --force train`) against this store")
 
 
-def _refresh_table(client: MlflowClient, name: str, version: str, table: BudgetTable) -> None:
+def _refresh_table(client: MlflowClient, name: str, version: str, table: SweepBudgets) -> None:
     """Same model, re-evaluated (e.g. a changed sweep): its version shows the newest table."""
     current = client.get_model_version(name, version)
     if current.tags.get(BUDGETS_TAG) != table.compact_json():

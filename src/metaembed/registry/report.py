@@ -1,37 +1,18 @@
-"""Markdown for people: the budget table (version description, flow artifact) and gate decisions."""
+"""Markdown for people: the gate's decision and the pipeline's summary (a Prefect artifact).
+
+The top of the registry: it reads what register and the gate return, and neither imports it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from metaembed.registry.gate import Decision
-    from metaembed.registry.register import Registration
-    from metaembed.registry.table import BudgetTable
+from metaembed.registry.gate import Decision
+from metaembed.registry.register import Registration
+from metaembed.registry.table import budget_markdown, markdown_table
 
 
-def budget_markdown(table: "BudgetTable") -> str:
-    metrics = sorted({key for row in table.budgets for key in row.quality})
-    dtypes = sorted({key for row in table.budgets for key in row.index_bytes_per_candidate})
-    corpora = sorted({key for row in table.budgets for key in row.latency_ms_per_query}, key=_as_number)
-    header = (["budget (r_q x r_c)"] + metrics + [f"index B/cand ({d})" for d in dtypes]
-              + ["FLOPs/pair"] + [f"ms/query @ {c}" for c in corpora] + ["pareto"])
-    rows = []
-    for row in table.budgets:
-        rows.append(
-            [row.name]
-            + [_fraction(row.quality.get(m)) for m in metrics]
-            + [_integer(row.index_bytes_per_candidate.get(d)) for d in dtypes]
-            + [_integer(row.flops_per_pair)]
-            + [_float(row.latency_ms_per_query.get(c)) for c in corpora]
-            + ["yes" if row.pareto else ""]
-        )
-    return (f"Quality and cost per retrieval budget (sweep run `{table.mlflow_run_id}`, "
-            f"quality metric `{table.quality_metric}`):\n\n" + markdown_table(header, rows))
-
-
-def decision_markdown(decision: "Decision") -> str:
+def decision_markdown(decision: Decision) -> str:
     rows = [[check.name, check.value, check.limit, check.champion, "pass" if check.passed else "FAIL"]
             for check in decision.checks]
     return (f"**Promotion gate: {decision.outcome}** ({decision.model_name} v{decision.candidate}, "
@@ -40,7 +21,7 @@ def decision_markdown(decision: "Decision") -> str:
             + markdown_table(["check", "candidate", "limit", "champion", "result"], rows))
 
 
-def pipeline_markdown(stages: Mapping[str, str], registration: "Registration", decision: "Decision",
+def pipeline_markdown(stages: Mapping[str, str], registration: Registration, decision: Decision,
                       dry_run: bool = False) -> str:
     registered = "a new version" if registration.created else "already registered: nothing new"
     note = "\n\n_Dry run (`pipeline.promote: false`): no alias was moved._" if dry_run else ""
@@ -52,28 +33,3 @@ def pipeline_markdown(stages: Mapping[str, str], registration: "Registration", d
         decision_markdown(decision) + note,
         budget_markdown(registration.table),
     ])
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _as_number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("inf")
-
-
-def _fraction(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def _float(value: float | None) -> str:
-    return "" if value is None else f"{value:.3g}"
-
-
-def _integer(value: int | None) -> str:
-    return "" if value is None else f"{value:,}"
