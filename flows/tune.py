@@ -18,15 +18,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))  # before prefect reads its settings
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from metaembed.config import load_section  # noqa: E402
+from metaembed.orchestration.stages import dvc_stage, is_transient, run_command  # noqa: E402
+from metaembed.tuning.report import summary_markdown  # noqa: E402
 from metaembed.tuning.params import TuneParams  # noqa: E402
-from pipeline import dvc_stage, is_transient, run_command  # noqa: E402
 
 ARTIFACT_KEY = "metaembed-tune"
 
@@ -54,24 +54,6 @@ def tune_report(root: str, params: str, storage: str | None) -> dict:
     run_command(_command(params, 0, 0, storage), Path(root), "tune report")
     tune = load_section("tune", TuneParams, params)
     return json.loads((Path(root) / tune.out_dir / tune.study_name / "summary.json").read_text())
-
-
-def summary_markdown(summary: dict) -> str:
-    lines = [f"# Tuning study `{summary['study']}` ({summary['mode']})", "",
-             f"storage `{summary['storage']}`, trials {summary['states']}, MLflow parent run "
-             f"`{summary['parent_run_id']}`", "", "| trial | source | state | objective | groups | temperature | lr |",
-             "|---|---|---|---|---|---|---|"]
-    for row in summary["trials"]:
-        config = row.get("config") or {}
-        values = ", ".join(f"{v:.4f}" for v in row["values"] or []) or "-"
-        lines.append(f"| {row['number']} | {row['source']} | {row['state']} | {values} | {config.get('groups')} | "
-                     f"{config.get('temperature', float('nan')):.4g} | {config.get('lr', float('nan')):.3g} |")
-    if "best" in summary:
-        lines += ["", f"best: trial {summary['best']['number']}; apply with `git apply {summary.get('patch')}` "
-                  f"or `{summary['dvc_exp_run']}`"]
-    if "pareto_front" in summary:
-        lines += ["", f"Pareto front: trials {[row['number'] for row in summary['pareto_front']]}"]
-    return "\n".join(lines) + "\n"
 
 
 @flow(name="metaembed-tune", log_prints=True)

@@ -8,8 +8,8 @@ instead of `metaembed train`. It answers one question, whether the default learn
     PYTHONPATH=src STEPS=3000 EVAL_AT=300,1000,3000 python scripts/long_run.py
 Each EVAL line holds, per subset and budget, [P@1, twin accuracy, P@1 against the non-twins] in %.
 """
-import json, os, sys, time
-import numpy as np, torch, yaml
+import json, os, time
+import numpy as np, torch
 from pathlib import Path
 E = os.environ.get
 torch.manual_seed(0)
@@ -22,10 +22,11 @@ from metaembed.training.module import _source_ids
 from metaembed.training.schedule import warmup_cosine
 from metaembed.data.manifests import read_mmeb_eval, load_index
 from metaembed.data.collator import encode_sides
+from metaembed.config import load_params
 from metaembed.metrics import precision_at_1
 from metaembed.scoring import maxsim
 
-P = yaml.safe_load(open(E("PARAMS", "params.yaml"))); T, L = P["train"], P["loss"]
+P = load_params(E("PARAMS", "params.yaml")); T, L = P["train"], P["loss"]
 STEPS = int(E("STEPS", "3000")); EVAL_AT = [int(x) for x in E("EVAL_AT", "300,1000,3000").split(",")]
 NEVAL = int(E("NEVAL", "50")); WORKERS = int(E("WORKERS", "12")); DEV = "cuda" if torch.cuda.is_available() else "cpu"
 PREP = Path(P["prepare"]["out_dir"])

@@ -23,6 +23,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+
+from metaembed.config import apply_overrides  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,9 +105,7 @@ def write_params(tmp_path, prepared_dir, backbone_params):
         )
         params["tracking"].update(tracking_uri=f"sqlite:///{base}/mlflow.db",
                                   artifact_location=str(base / "mlartifacts"), system_metrics=False)
-        for key, value in (overrides or {}).items():
-            section, field = key.split(".", 1)
-            params[section][field] = value
+        params = apply_overrides(params, overrides or {})
         if params["model"]["pooling"] == "tokens":
             params["model"]["centering"] = False  # needs a fixed number of vectors
         path.write_text(yaml.safe_dump(params))

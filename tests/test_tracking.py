@@ -136,7 +136,7 @@ def test_configure_refuses_a_deleted_experiment(store):
     params = store.model_copy(update={"experiment": "metaembed-deleted"})
     experiment_id = configure(params)
     MlflowClient().delete_experiment(experiment_id)
-    with pytest.raises(TrackingError, match="metaembed-deleted.*restore"):
+    with pytest.raises(TrackingError, match=f"metaembed-deleted.*restore --experiment-id {experiment_id}`"):
         configure(params)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 # (command words, module, one-line help): ("bench", "scoring") becomes `metaembed bench scoring`.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
@@ -63,7 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_redacted(kind, error, trace) -> None:
+    # A store's password reaches tracebacks through mlflow's own messages ("API request to
+    # http://user:pw@host/... failed"). Imported here: metaembed.tracking loads mlflow, which
+    # `metaembed --help` should not wait for.
+    from metaembed.tracking.redact import redacting_excepthook
+
+    redacting_excepthook(kind, error, trace)
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.excepthook = _print_redacted  # an uncaught error is printed with credentials masked
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
 

@@ -16,13 +16,11 @@ import json
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -30,41 +28,13 @@ from torch import nn
 from metaembed import centering
 from metaembed.backbones import Backbone, BackboneParams, load_backbone
 from metaembed.batching import ImageDecodeError, ImageLike, build_batch, load_image
+from metaembed.model_params import LoraParams, ModelParams  # noqa: F401 (re-exported)
 from metaembed.prompts import Side, check_side
 
 CONFIG_FILE = "metaembed_config.json"
 HEAD_FILE = "metaembed_head.safetensors"  # meta table and projection
 BACKBONE_DIR = "backbone"  # full backbone weights (no LoRA)
 ADAPTER_DIR = "adapter"  # LoRA adapter only; the base is reloaded from its source
-
-
-class LoraParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    r: int = Field(32, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-class ModelParams(BaseModel):
-    """params.yaml `model:`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    num_query_meta: int = Field(16, gt=0)
-    num_candidate_meta: int = Field(64, gt=0)
-    pooling: Literal["meta", "last", "tokens"] = "meta"
-    projection_dim: int | None = Field(None, gt=0)
-    # Subtract the mean output per vector slot before L2-normalising: the batch mean in training
-    # (each source's own mean when the trainer passes `groups`), at inference the mean that
-    # `calibrate_centering` measured with the final weights. Removes
-    # the component every input shares, which otherwise dominates a from-scratch model and lets
-    # InfoNCE collapse all embeddings onto one point (docs/learnability.md). false = the paper's head.
-    centering: bool = False
-    gradient_checkpointing: bool = False
-    lora: LoraParams = LoraParams()
 
 
 class MetaEmbed(nn.Module):

@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from metaembed.config import apply_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+
 REPO = Path(__file__).resolve().parents[2]
 VIDORE_SAMPLE = REPO.parent / "shared" / "fixtures" / "vidore" / "v1_beir_arxivqa_mini"
 
@@ -134,7 +138,7 @@ def eval_params(tmp_path, eval_prepared, saved_model, mlflow_store, request):
 
     def write(overrides: dict | None = None, mlflow: bool = False) -> Path:
         report = request.getfixturevalue("mlflow_run")["report"] if mlflow else tmp_path / "train" / "metrics.json"
-        params = {
+        fields = {
             "prepare": {"out_dir": str(eval_prepared)},
             "tracking": mlflow_store[0].model_dump(),
             "evaluate": {"model_dir": str(saved_model), "train_report": str(report),
@@ -146,12 +150,10 @@ def eval_params(tmp_path, eval_prepared, saved_model, mlflow_store, request):
                                   "flush_mib": 1},
                       "encode_sample": 4},
         }
-        for key, value in (overrides or {}).items():
-            node = params
-            *path, leaf = key.split(".")
-            for part in path:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        for name, values in fields.items():
+            params[name].update(values)
+        params = apply_overrides(params, overrides or {})
         path = tmp_path / "params.yaml"
         path.write_text(yaml.safe_dump(params))
         return path

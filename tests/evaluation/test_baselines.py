@@ -1,22 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from metaembed.config import ParamsError
 from metaembed.evaluation import baselines
-
-
-def test_overrides_set_dotted_keys_on_a_copy():
-    base = {"model": {"pooling": "meta", "lora": {"r": 32}}, "train": {"seed": 0}}
-    out = baselines.apply_overrides(base, {"model.pooling": "last", "model.lora.r": 8, "evaluate.batch_size": 4})
-    assert out == {"model": {"pooling": "last", "lora": {"r": 8}}, "train": {"seed": 0}, "evaluate": {"batch_size": 4}}
-    assert base["model"]["pooling"] == "meta"
-    with pytest.raises(ParamsError, match="override train.seed.x: seed is a value"):
-        baselines.apply_overrides(base, {"train.seed.x": 1})
-    assert baselines.parse_override("train.max_steps=4") == ("train.max_steps", 4)
-    assert baselines.parse_override("loss.groups=[[1, 1, 1.0]]") == ("loss.groups", [[1, 1, 1.0]])
-    with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
-        baselines.parse_override("max_steps=4")
 
 
 def test_each_run_gets_its_seed_and_its_own_folders(tmp_path):
@@ -110,3 +100,34 @@ def test_the_results_document_is_rewritten_between_its_markers_only(tmp_path):
     fresh = tmp_path / "other.md"
     baselines.write_doc(fresh, "table")
     assert f"{baselines.BEGIN}\ntable\n{baselines.END}" in fresh.read_text()
+
+
+def _side_params(tmp_path: Path, name: str, temperature: float) -> Path:
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params["loss"]["temperature"] = temperature
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_comparison_is_tagged_with_the_file_it_was_given(tmp_path):
+    tags = []
+    for name, temperature in (("a.yaml", 0.09), ("b.yaml", 0.03)):
+        options = baselines.BaselinesOptions(params_path=_side_params(tmp_path, name, temperature))
+        tags.append(baselines._provenance(baselines.load_params(options.params_path), options, {"metaembed": {}}, [0]))
+    # Before: the parent run and the results document hashed the project's params.yaml for both.
+    assert tags[0]["params.hash"] != tags[1]["params.hash"]
+    assert [t["params.path"] for t in tags] == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
+
+
+def test_a_bad_variant_stops_before_any_run_trains(tmp_path, monkeypatch):
+    path = _side_params(tmp_path, "params.yaml", 0.09)
+    params = yaml.safe_load(path.read_text())
+    params["baselines"]["variants"] = {"metaembed": {}, "typo": {"loss.temprature": 0.05}}
+    path.write_text(yaml.safe_dump(params))
+    trained = []
+    monkeypatch.setattr(baselines, "_run_one", lambda *args: trained.append(args))
+    options = baselines.BaselinesOptions(params_path=path, out_dir=tmp_path / "out", log_to_mlflow=False)
+    with pytest.raises(ParamsError, match=r"variant typo, seed 0.*loss\.temprature: unknown key"):
+        baselines.run_baselines(options)
+    assert trained == []  # before: `metaembed` seed 0 trained first, then `typo` failed

@@ -1,13 +1,15 @@
-"""A Prefect server on a free 127.0.0.1 port for the session, the flow modules, and a project.
+"""A Prefect server on a free 127.0.0.1 port for the session, the flows, and a project.
 
 The registry tests' project fixtures (a tiny saved model, an MLflow store, stage outputs) are
 reused: the flow registers and gates for real; only the DVC stages are replaced where a test says so.
+The flows are loaded from their files the way Prefect loads a deployment's entrypoint.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import runpy
 import socket
 import sys
 import tempfile
@@ -19,8 +21,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 # Prefect's home (settings, local storage) for this test process, before prefect is imported.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
-if str(REPO / "flows") not in sys.path:
-    sys.path.insert(0, str(REPO / "flows"))
 
 
 def _load_registry_fixtures():
@@ -47,7 +47,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory) -> str:
     """`prefect server start` on 127.0.0.1 (API and scheduler; no UI), stopped after the session."""
-    import serve
+    from metaembed.orchestration.server import start_server, stop_server
 
     home = tmp_path_factory.mktemp("prefect-server")
     env = {
@@ -58,9 +58,23 @@ def prefect_server(tmp_path_factory) -> str:
         "PREFECT_API_URL": "",  # the server must not think it is someone else's client
     }
     port = free_port()
-    server = serve.start_server(port, env=env, log=home / "server.log")
+    server = start_server(port, env=env, log=home / "server.log")
     yield f"http://127.0.0.1:{port}/api"
-    serve.stop_server(server)
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def pipeline_flow():
+    """flows/pipeline.py's flow, loaded from its file as a deployment's run loads it."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    return load_flow_from_entrypoint(f"{REPO / 'flows' / 'pipeline.py'}:pipeline")
+
+
+@pytest.fixture(scope="session")
+def serve_script() -> dict:
+    """flows/serve.py's functions (the script's globals, without running its main)."""
+    return runpy.run_path(str(REPO / "flows" / "serve.py"))
 
 
 @pytest.fixture

@@ -6,12 +6,16 @@ real train and sweep); `test_stages_go_through_dvc...` runs real `dvc repro` on 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
-import pipeline as flow_module
 import pytest
 import yaml
+
+from metaembed.orchestration import stages
+from metaembed.orchestration.registry_steps import ARTIFACT_KEY
+from metaembed.orchestration.stages import StageFailed, dvc_stage
 
 
 class Recorder:
@@ -25,13 +29,19 @@ class Recorder:
         pending = self.failures.get(stage)
         if pending:
             self.failures[stage] = pending[1:]
-            raise flow_module.StageFailed(stage, 1, pending[0])
+            raise StageFailed(stage, 1, pending[0])
         return self.outputs.get(stage, f"Running stage '{stage}'")
 
 
-def run(project, monkeypatch, recorder):
-    monkeypatch.setattr(flow_module, "run_command", recorder)
-    return flow_module.pipeline(params=str(project.params_path), root=str(project.root), return_state=True)
+@pytest.fixture
+def run(pipeline_flow, monkeypatch):
+    """Run the pipeline flow on `project` with `recorder` in place of the stage commands."""
+
+    def run_flow(project, recorder):
+        monkeypatch.setattr(stages, "run_command", recorder)
+        return pipeline_flow(params=str(project.params_path), root=str(project.root), return_state=True)
+
+    return run_flow
 
 
 def read_artifact(api_url, key):
@@ -43,11 +53,10 @@ def read_artifact(api_url, key):
         return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
 
-def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_new(flow_project, prefect_api,
-                                                                                    monkeypatch):
+def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_new(flow_project, prefect_api, run):
     run_id = flow_project.train(0, quality=0.5)
     recorder = Recorder()
-    state = run(flow_project, monkeypatch, recorder)
+    state = run(flow_project, recorder)
 
     assert state.is_completed(), state.message
     summary = state.result()
@@ -56,21 +65,21 @@ def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_
     assert (summary["created"], summary["gate"], summary["champion"], summary["train_run_id"]) == (
         True, "promote", "1", run_id)
     assert flow_project.aliases() == {"challenger": "1", "champion": "1"}
-    [artifact] = [a for a in read_artifact(prefect_api, flow_module.ARTIFACT_KEY)
+    [artifact] = [a for a in read_artifact(prefect_api, ARTIFACT_KEY)
                   if a.flow_run_id == state.state_details.flow_run_id]
     assert "Promotion gate: promote" in artifact.data and run_id in artifact.data
-    assert "| 4x8 | 0.5000 |" in artifact.data  # the budget table: quality and costs
+    assert re.search(r"\|\s*4x8\s*\|\s*0\.5000\s*\|", artifact.data)  # the budget table: quality and costs
 
     skipped = Recorder(outputs={s: f"Stage '{s}' didn't change, skipping" for s in ["prepare", "train", "evaluate", "sweep"]})
-    again = run(flow_project, monkeypatch, skipped).result()
+    again = run(flow_project, skipped).result()
     assert again["stages"] == {stage: "skipped (unchanged)" for stage in ["prepare", "train", "evaluate", "sweep"]}
     assert (again["created"], again["gate"], again["champion"]) == (False, "already champion", "1")
     assert flow_project.versions() == ["1"]
 
 
-def test_a_rejected_model_completes_the_flow_and_says_why(flow_project, prefect_api, monkeypatch):
+def test_a_rejected_model_completes_the_flow_and_says_why(flow_project, prefect_api, run):
     flow_project.train(0, quality=0.1)  # below promotion.min_quality
-    state = run(flow_project, monkeypatch, Recorder())
+    state = run(flow_project, Recorder())
 
     summary = state.result()
     assert (summary["gate"], summary["champion"]) == ("reject", None)
@@ -78,46 +87,46 @@ def test_a_rejected_model_completes_the_flow_and_says_why(flow_project, prefect_
     assert "champion" not in flow_project.aliases()
 
 
-def test_with_promote_off_the_gate_only_reports(flow_project, prefect_api, monkeypatch):
+def test_with_promote_off_the_gate_only_reports(flow_project, prefect_api, run):
     params = yaml.safe_load(flow_project.params_path.read_text())
     params["pipeline"]["promote"] = False
     flow_project.params_path.write_text(yaml.safe_dump(params))
     flow_project.train(0, quality=0.5)
-    state = run(flow_project, monkeypatch, Recorder())
+    state = run(flow_project, Recorder())
 
     summary = state.result()
     assert (summary["gate"], summary["champion"]) == ("promote", None)
     assert flow_project.aliases() == {"challenger": "1"}
-    [artifact] = [a for a in read_artifact(prefect_api, flow_module.ARTIFACT_KEY)
+    [artifact] = [a for a in read_artifact(prefect_api, ARTIFACT_KEY)
                   if a.flow_run_id == state.state_details.flow_run_id]
     assert "no alias was moved" in artifact.data
 
 
-def test_a_failed_stage_stops_the_flow_with_its_own_error(flow_project, prefect_api, monkeypatch):
+def test_a_failed_stage_stops_the_flow_with_its_own_error(flow_project, prefect_api, run):
     flow_project.train(0, quality=0.5)
     recorder = Recorder(failures={"train": ["ParamsError: params.yaml: train.lr: must be > 0"]})
-    state = run(flow_project, monkeypatch, recorder)
+    state = run(flow_project, recorder)
 
     assert state.is_failed()
-    with pytest.raises(flow_module.StageFailed, match="(?s)stage 'train' failed .*train.lr: must be > 0"):
+    with pytest.raises(StageFailed, match="(?s)stage 'train' failed .*train.lr: must be > 0"):
         state.result()
     assert recorder.calls == ["data ensure", "prepare", "train"]  # not retried: it would fail again
     assert not flow_project.client().search_registered_models(f"name = '{flow_project.model_name}'")
 
 
-def test_a_transient_failure_is_retried(flow_project, prefect_api, monkeypatch):
+def test_a_transient_failure_is_retried(flow_project, prefect_api, run):
     flow_project.train(0, quality=0.5)
     recorder = Recorder(failures={"prepare": ["sqlite3.OperationalError: database is locked"]})
-    state = run(flow_project, monkeypatch, recorder)
+    state = run(flow_project, recorder)
 
     assert state.is_completed(), state.message
     assert recorder.calls == ["data ensure", "prepare", "prepare", "train", "evaluate", "sweep"]
 
 
-def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_project, prefect_api, monkeypatch):
+def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_project, prefect_api, run):
     (flow_project.root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"prepare": {"cmd": "true"}}}))
     recorder = Recorder()
-    state = run(flow_project, monkeypatch, recorder)
+    state = run(flow_project, recorder)
 
     assert state.is_failed()
     with pytest.raises(ValueError, match=r"pipeline.stages lists \['train', 'evaluate', 'sweep'\]"):
@@ -135,11 +144,54 @@ def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(t
     }
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
 
-    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "ran"
+    assert dvc_stage.fn("double", str(tmp_path)) == "ran"
     assert (tmp_path / "out.txt").read_text() == "2\n"
-    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "skipped (unchanged)"
+    assert dvc_stage.fn("double", str(tmp_path)) == "skipped (unchanged)"
     (tmp_path / "input.txt").write_text("5\n")
-    assert flow_module.dvc_stage.fn("double", str(tmp_path)) == "ran"
-    with pytest.raises(flow_module.StageFailed, match="(?s)stage 'broken' failed .*no such column: quality") as failed:
-        flow_module.dvc_stage.fn("broken", str(tmp_path))
+    assert dvc_stage.fn("double", str(tmp_path)) == "ran"
+    with pytest.raises(StageFailed, match="(?s)stage 'broken' failed .*no such column: quality") as failed:
+        dvc_stage.fn("broken", str(tmp_path))
     assert not failed.value.transient
+
+
+# --- a store URI with a password never reaches the summary, the console or an error ---------------
+
+SECRET_URI = "http://alice:s3cret@mlflow.internal:5000"
+
+
+def test_the_summary_artifact_masks_the_store_password(flow_project, prefect_api, run, monkeypatch):
+    import dataclasses
+
+    from metaembed.registry import register as register_module
+
+    real = register_module.register
+    monkeypatch.setattr(register_module, "register",
+                        lambda *args: dataclasses.replace(real(*args), tracking_uri=SECRET_URI))
+    flow_project.train(0, quality=0.5)
+    state = run(flow_project, Recorder())
+
+    assert state.is_completed(), state.message
+    [artifact] = [a for a in read_artifact(prefect_api, ARTIFACT_KEY)
+                  if a.flow_run_id == state.state_details.flow_run_id]
+    assert "`http://alice:***@mlflow.internal:5000`" in artifact.data
+    assert "s3cret" not in artifact.data
+
+
+def test_a_registry_error_naming_the_store_is_masked_and_still_retried(flow_project, prefect_api, run, monkeypatch):
+    from metaembed.registry import register as register_module
+    from metaembed.registry.store import RegistryError
+
+    calls = []
+
+    def unreachable(*args):
+        calls.append(args)
+        raise RegistryError(f"registering failed against the registry at {SECRET_URI}: connection reset")
+
+    monkeypatch.setattr(register_module, "register", unreachable)
+    state = run(flow_project, Recorder())
+
+    assert state.is_failed() and len(calls) == 2  # a RegistryError is transient: retried once
+    masked = r"at http://alice:\*\*\*@mlflow.internal:5000: connection reset"
+    with pytest.raises(RegistryError, match=masked) as raised:
+        state.result()
+    assert "s3cret" not in str(raised.value) and "s3cret" not in state.message

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import time
 
-import serve
 
-
-def test_the_deployment_gets_scheduled_runs_on_a_local_server(flow_project, prefect_api):
+def test_the_deployment_gets_scheduled_runs_on_a_local_server(flow_project, prefect_api, serve_script):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    deployment_id = serve.build_deployment(str(flow_project.params_path)).apply()
+    deployment_id = serve_script["build_deployment"](str(flow_project.params_path)).apply()
 
     runs = []
     deadline = time.monotonic() + 30  # the scheduler service visits deployments every second here

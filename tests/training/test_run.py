@@ -67,3 +67,45 @@ def test_baselines_train_by_params(write_params, tmp_path, monkeypatch, override
         assert groups == ["train/loss_4x8"], "without MMR only the full group trains"
     model = MetaEmbed.from_pretrained(tmp_path / "model")
     assert model.params.pooling == overrides.get("model.pooling", "meta")
+
+
+def _side_file(write_params, tmp_path, name: str, overrides: dict):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    return write_params(overrides, name=name)
+
+
+def test_provenance_describes_the_file_given_the_data_read_and_the_code(write_params, tmp_path, prepared_dir):
+    import subprocess
+
+    from metaembed.tracking.provenance import CODE_ROOT, folder_hash
+    from metaembed.training.run import provenance
+
+    a = TrainConfig.from_file(_side_file(write_params, tmp_path, "a/side.yaml", {"loss.temperature": 0.09}))
+    b = TrainConfig.from_file(_side_file(write_params, tmp_path, "b/side.yaml", {"loss.temperature": 0.03}))
+    copy = tmp_path / "a" / "copy.yaml"  # the same values, other comments, another file
+    copy.write_text("# a copy\n" + (tmp_path / "a" / "side.yaml").read_text())
+    a_again = TrainConfig.from_file(copy)
+    tags_a, tags_b = provenance(a, root=tmp_path), provenance(b, root=tmp_path)
+    # Before: both hashed <root>/params.yaml (here: none, "missing"), whatever file the run was given.
+    assert tags_a["params.hash"] != tags_b["params.hash"]
+    assert provenance(a_again, root=tmp_path)["params.hash"] == tags_a["params.hash"]
+    assert tags_a["params.path"] == str(tmp_path / "a" / "side.yaml")
+    a.train = a.train.model_copy(update={"max_steps": 3})  # `metaembed train --max-steps 3`
+    assert provenance(a, root=tmp_path)["params.hash"] != tags_a["params.hash"]
+
+    assert tags_a["data.hash"] == folder_hash(prepared_dir) and tags_a["data.path"] == str(prepared_dir.resolve())
+    head = subprocess.run(["git", "-C", str(CODE_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert tags_a["git.commit"] == (head.stdout.strip() if head.returncode == 0 else "unknown")
+
+
+def test_a_run_started_from_a_side_file_is_tagged_with_that_file(write_params, tmp_path, monkeypatch):
+    from metaembed.tracking.provenance import content_hash
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "side").mkdir()
+    side = write_params({"train.max_steps": 2, "loss.temperature": 0.05}, name="side/run.yaml")
+    config = TrainConfig.from_file(side)
+    report = train(config, root=tmp_path)
+    tags = MlflowClient(f"sqlite:///{side.parent}/mlflow.db").get_run(report["mlflow_run_id"]).data.tags
+    assert tags["params.path"] == str(side)
+    assert tags["params.hash"] == content_hash(config.used_params())  # before: "missing" (no <root>/params.yaml)

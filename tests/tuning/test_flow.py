@@ -2,7 +2,6 @@
 
 import importlib.util
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,6 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-")) 
 
 @pytest.fixture(scope="module")
 def flow_module():
-    sys.path.insert(0, str(REPO / "flows"))
     spec = importlib.util.spec_from_file_location("tune_flow", REPO / "flows" / "tune.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,18 +31,3 @@ def test_worker_command_names_the_worker_and_storage(flow_module):
     command = flow_module._command("p.yaml", 3, 1, "sqlite:///o.db")
     assert command[1:] == ["-m", "metaembed.cli", "tune", "--params", "p.yaml", "--trials", "3", "--worker", "1",
                            "--storage", "sqlite:///o.db"]
-
-
-def test_summary_markdown_lists_trials_and_how_to_apply(flow_module):
-    summary = {"study": "s", "mode": "single", "storage": "x.journal", "states": {"COMPLETE": 1, "PRUNED": 1},
-               "parent_run_id": "abc", "dvc_exp_run": "dvc exp run --set-param 'train.lr=0.001'",
-               "patch": "artifacts/tune/s/best_params.patch",
-               "trials": [{"number": 0, "source": "params.yaml", "state": "COMPLETE", "values": [0.25],
-                           "config": {"groups": [[1, 1, 1.0], [16, 64, 1.0]], "temperature": 0.05, "lr": 1e-3}},
-                          {"number": 1, "source": "sampled", "state": "PRUNED", "values": None,
-                           "config": {"groups": [[16, 64, 1.0]], "temperature": 0.03, "lr": 2e-3}}],
-               "best": {"number": 0}}
-    text = flow_module.summary_markdown(summary)
-    assert "| 0 | params.yaml | COMPLETE | 0.2500 | [[1, 1, 1.0], [16, 64, 1.0]] | 0.05 | 0.001 |" in text
-    assert "| 1 | sampled | PRUNED | - |" in text
-    assert "git apply artifacts/tune/s/best_params.patch" in text

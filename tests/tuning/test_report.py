@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metaembed.tuning.report import best_changes, dvc_command, patch_text
+from metaembed.tuning.report import best_changes, dvc_command, patch_text, summary_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = {"groups": [[1, 2, 0.73219], [16, 64, 1.0]], "temperature": 0.0412345, "lr": 0.00123456}
@@ -52,3 +52,19 @@ def test_block_style_values_become_one_line(tmp_path):
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert params == {"loss": {"groups": [[1, 2, 0.7322], [16, 64, 1.0]], "temperature": 0.04123, "mmr": True},
                       "train": {"lr": 0.00123, "max_steps": 4}}
+
+
+def test_summary_markdown_lists_trials_and_how_to_apply():
+    summary = {"study": "s", "mode": "single", "storage": "x.journal", "states": {"COMPLETE": 1, "PRUNED": 1},
+               "parent_run_id": "abc", "dvc_exp_run": "dvc exp run --set-param 'train.lr=0.001'",
+               "patch": "artifacts/tune/s/best_params.patch",
+               "trials": [{"number": 0, "source": "params.yaml", "state": "COMPLETE", "values": [0.25],
+                           "config": {"groups": [[1, 1, 1.0], [16, 64, 1.0]], "temperature": 0.05, "lr": 1e-3}},
+                          {"number": 1, "source": "sampled", "state": "PRUNED", "values": None,
+                           "config": {"groups": [[16, 64, 1.0]], "temperature": 0.03, "lr": 2e-3}}],
+               "best": {"number": 0}}
+    text = summary_markdown(summary)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    assert ["0", "params.yaml", "COMPLETE", "0.2500", "[[1, 1, 1.0], [16, 64, 1.0]]", "0.05", "0.001"] in rows
+    assert ["1", "sampled", "PRUNED", "-"] == next(r for r in rows if r[0] == "1")[:4]
+    assert "git apply artifacts/tune/s/best_params.patch" in text

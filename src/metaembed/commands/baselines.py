@@ -24,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaembed.evaluation.baselines import BaselinesOptions, run_baselines, parse_override
+    from metaembed.config import parse_override
+    from metaembed.evaluation.baselines import BaselinesOptions, run_baselines
 
     options = BaselinesOptions(
         params_path=args.params,

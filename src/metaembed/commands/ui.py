@@ -36,14 +36,15 @@ def run(args: argparse.Namespace) -> int:
 
     from metaembed.config import load_section
     from metaembed.tracking import TrackingParams, configure, resolve_tracking_uri
+    from metaembed.tracking.redact import redact_uri
 
     tracking = load_section("tracking", TrackingParams, args.params)
     uri = resolve_tracking_uri(tracking, Path.cwd())
     if uri.startswith(("http://", "https://")):
-        print(f"the tracking store is already a server: open {uri}")
+        print(f"the tracking store is already a server: open {redact_uri(uri)}")
         return 0
-    configure(tracking, Path.cwd())  # creates the store and experiment on a fresh clone
-    print(f"MLflow UI: http://{HOST}:{args.port} over {uri} (Ctrl-C stops it)", flush=True)
+    configure(tracking, Path.cwd(), writing=False)  # creates the store and experiment on a fresh clone
+    print(f"MLflow UI: http://{HOST}:{args.port} over {redact_uri(uri)} (Ctrl-C stops it)", flush=True)
     try:
         return subprocess.run(server_command(tracking, Path.cwd(), args.port, args.workers), check=False).returncode
     except KeyboardInterrupt:

@@ -12,7 +12,6 @@ checkpoint. The table goes into the results document between the markers below.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -24,8 +23,10 @@ from typing import Any
 
 import yaml
 
-from metaembed.config import ParamsError, load_params, section
+from metaembed.config import ParamsError, apply_overrides, load_params, prepared_dir, section, validate_params
 from metaembed.evaluation.params import BaselinesParams
+from metaembed.markdown_table import markdown_table
+from metaembed.stage_outputs import EvaluateReport
 
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
 TABLE_METRICS = (("mmeb_p_at_1", "MMEB P@1"), ("mmeb_twin_accuracy", "twin acc."),
@@ -47,29 +48,6 @@ class BaselinesOptions:
     write_doc: bool = True
     log_to_mlflow: bool = True
     progress: bool = True
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """'train.max_steps=4' -> ('train.max_steps', 4); the value is read as YAML."""
-    key, sep, value = text.partition("=")
-    if not sep or "." not in key.strip():
-        raise ValueError(f"override {text!r}: expected SECTION.KEY=VALUE, e.g. train.max_steps=4")
-    return key.strip(), yaml.safe_load(value)
-
-
-def apply_overrides(params: dict, overrides: dict[str, Any]) -> dict:
-    """A deep copy of `params` with each dotted key set (pydantic validates the result later)."""
-    out = copy.deepcopy(params)
-    for key, value in overrides.items():
-        parts = key.split(".")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ParamsError(f"override {key}: {part} is a value, not a section")
-            node = child
-        node[parts[-1]] = copy.deepcopy(value)
-    return out
 
 
 def run_params(base: dict, variant: dict[str, Any], seed: int, run_dir: Path, shared: dict[str, Any]) -> dict:
@@ -107,20 +85,42 @@ def run_baselines(options: BaselinesOptions) -> dict:
     variants = _pick_variants(settings, options.variants)
     seeds = options.seeds or settings.seeds
     out = Path(options.out_dir or settings.out_dir)
+    tags = _provenance(base, options, variants, seeds)
+    jobs = _jobs(base, variants, seeds, out, options)  # every run's params checked before the first trains
     runs = []
-    jobs = [(seed, name) for seed in seeds for name in variants]
     with tqdm(total=len(jobs), desc="baselines", unit="run", disable=not options.progress) as bar:
-        for seed, name in jobs:
+        for name, seed, run_dir, params in jobs:
             bar.set_postfix_str(f"{name} seed {seed}")
-            run_dir = out / name / f"seed{seed}"
-            params = run_params(base, variants[name], seed, run_dir, options.overrides)
             runs.append(_run_one(name, seed, run_dir, params, options))
             bar.update(1)
     rows, chance = aggregate(runs)
     directions = check_directions(rows)
-    context = _context(base, options, seeds, runs)
-    summary = _report(out, runs, rows, chance, directions, context, options, settings)
+    context = _context(base, options, seeds, runs, tags)
+    summary = _report(out, runs, rows, chance, directions, context, options, settings, tags, base)
     return summary
+
+
+def _jobs(base: dict, variants: dict[str, dict], seeds: list[int], out: Path,
+          options: BaselinesOptions) -> list[tuple[str, int, Path, dict]]:
+    jobs = []
+    for seed in seeds:
+        for name, variant in variants.items():
+            run_dir = out / name / f"seed{seed}"
+            params = run_params(base, variant, seed, run_dir, options.overrides)
+            validate_params(params, f"{options.params_path} (variant {name}, seed {seed}, with --set overrides)")
+            jobs.append((name, seed, run_dir, params))
+    return jobs
+
+
+def _provenance(base: dict, options: BaselinesOptions, variants: dict[str, dict], seeds: list[int]) -> dict[str, str]:
+    """The comparison's own tags: the file given with the shared overrides, the variants and seeds, the data
+    every run reads and the code's commit (each training run also tags itself)."""
+    from metaembed.tracking.provenance import CODE_ROOT, run_tags
+
+    shared = validate_params(apply_overrides(base, options.overrides), options.params_path)
+    used = {"params": shared.model_dump(mode="json"), "variants": variants, "seeds": seeds}
+    return run_tags(".", params_path=Path(options.params_path).resolve(), params=used,
+                    prepared=prepared_dir(shared).resolve(), code_root=CODE_ROOT)
 
 
 def _pick_variants(settings: BaselinesParams, names: list[str] | None) -> dict[str, dict]:
@@ -163,7 +163,7 @@ def _run_one(name: str, seed: int, run_dir: Path, params: dict, options: Baselin
                   "train_seconds": train_report["metrics"].get("wall_seconds"),
                   "mlflow_run_id": train_report.get("mlflow_run_id")}
         status_file.write_text(json.dumps(status, indent=1) + "\n")
-    report = json.loads(report_file.read_text())
+    report = EvaluateReport.read(report_file).model_dump(mode="json")
     return {"variant": name, "seed": seed, "role": role(params), "run_dir": str(run_dir), "report": report,
             "mlflow_run_id": status.get("mlflow_run_id"), "wall_seconds": status.get("wall_seconds"),
             "max_steps": (params.get("train") or {}).get("max_steps")}
@@ -305,15 +305,13 @@ def _pct(stat: dict) -> str:
 def table_markdown(rows: list[dict], chance: dict[str, float]) -> str:
     header = ["model", "budget", "seeds", *[label for _, label in TABLE_METRICS], "index bytes/cand. (bf16)",
               "FLOPs/pair"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells = []
     for row in rows:
-        cells = [f"{row['variant']} ({ROLES[row['role']]})", row["budget"], str(row["seeds"])]
-        cells += [_pct(row["quality"][m]) if m in row["quality"] else "-" for m, _ in TABLE_METRICS]
-        cells += [f"{row['index_bytes_per_candidate']['bfloat16']:,}", f"{row['flops_per_pair']:,}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells.append([f"{row['variant']} ({ROLES[row['role']]})", row["budget"], str(row["seeds"])]
+                     + [_pct(row["quality"][m]) if m in row["quality"] else "-" for m, _ in TABLE_METRICS]
+                     + [f"{row['index_bytes_per_candidate']['bfloat16']:,}", f"{row['flops_per_pair']:,}"])
     chance_cells = ["chance", "", ""] + [f"{100 * chance[m]:.1f}" if m in chance else "-" for m, _ in TABLE_METRICS]
-    lines.append("| " + " | ".join(chance_cells + ["", ""]) + " |")
-    return "\n".join(lines)
+    return markdown_table(header, cells + [chance_cells + ["", ""]])
 
 
 def directions_markdown(directions: list[dict]) -> list[str]:
@@ -324,12 +322,9 @@ def directions_markdown(directions: list[dict]) -> list[str]:
     return lines
 
 
-def _context(base: dict, options: BaselinesOptions, seeds: list[int], runs: list[dict]) -> dict:
-    from metaembed.tracking import run_tags
-
+def _context(base: dict, options: BaselinesOptions, seeds: list[int], runs: list[dict], tags: dict[str, str]) -> dict:
     train = base.get("train") or {}
     steps = sorted({r["max_steps"] for r in runs})
-    tags = run_tags(".", params_path=options.params_path)
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git_commit": tags["git.commit"] + (" (dirty)" if tags["git.dirty"] == "true" else ""),
@@ -377,7 +372,7 @@ def write_doc(path: Path, body: str) -> None:
 
 
 def _report(out: Path, runs, rows, chance, directions, context, options: BaselinesOptions,
-            settings: BaselinesParams) -> dict:
+            settings: BaselinesParams, tags: dict[str, str], base: dict) -> dict:
     from metaembed.evaluation import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -385,7 +380,7 @@ def _report(out: Path, runs, rows, chance, directions, context, options: Baselin
     runs_summary = [{k: r[k] for k in ("variant", "seed", "role", "run_dir", "mlflow_run_id", "wall_seconds")}
                     | {"summary": r["report"]["summary"]} for r in runs]
     results = {"context": context, "chance": chance, "rows": rows, "directions": directions, "runs": runs_summary}
-    mlflow_run_id = _log(results, figure, runs, options) if options.log_to_mlflow else None
+    mlflow_run_id = _log(results, figure, runs, options, tags, base) if options.log_to_mlflow else None
     results["mlflow_run_id"] = mlflow_run_id
     body = results_markdown(rows, chance, directions, context, mlflow_run_id)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -399,18 +394,19 @@ def _report(out: Path, runs, rows, chance, directions, context, options: Baselin
             "rows": rows, "directions": directions}
 
 
-def _log(results: dict, figure: Path, runs: list[dict], options: BaselinesOptions) -> str:
+def _log(results: dict, figure: Path, runs: list[dict], options: BaselinesOptions, tags: dict[str, str],
+         base: dict) -> str:
     from mlflow.tracking import MlflowClient
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
     from metaembed.evaluation.tracked import flatten, log_results
-    from metaembed.tracking import TrackingParams, configure, run_tags
+    from metaembed.tracking import TrackingParams, configure
 
-    tracking = section(load_params(options.params_path), "tracking", TrackingParams, options.params_path)
+    tracking = section(base, "tracking", TrackingParams, options.params_path)  # as loaded at the start
     experiment_id = configure(tracking)
     client = MlflowClient()
     parent = client.create_run(experiment_id, run_name="baselines",
-                               tags=run_tags(".") | {"metaembed.stage": "baselines"}).info.run_id
+                               tags=tags | {"metaembed.stage": "baselines"}).info.run_id
     metrics = {}
     for row in results["rows"]:
         for metric, stat in row["quality"].items():

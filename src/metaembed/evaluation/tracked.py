@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from metaembed.tracking import TrackingParams, configure, log_dict_artifact, log_figure
+from metaembed.tracking.redact import redact_uri
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
-
-
-def training_run_id(report: str | Path) -> str:
-    """The `mlflow_run_id` a training wrote into its metrics.json."""
-    report = Path(report)
-    if not report.is_file():
-        raise FileNotFoundError(f"{report} not found: train first (`metaembed train`), or set "
-                                "evaluate.log_to_mlflow: false / pass --no-mlflow to skip MLflow")
-    try:
-        run_id = json.loads(report.read_text()).get("mlflow_run_id")
-    except (json.JSONDecodeError, AttributeError):
-        raise ValueError(f"{report}: not a training report (expected a JSON object with mlflow_run_id)") from None
-    if not run_id:
-        raise ValueError(f"{report}: no mlflow_run_id; re-run `metaembed train` to record one")
-    return str(run_id)
 
 
 def flatten(prefix: str, nested: Mapping[str, Any]) -> dict[str, float]:
@@ -52,7 +37,7 @@ def log_results(run_id: str, tracking: TrackingParams, metrics: Mapping[str, flo
     try:
         client.get_run(run_id)
     except MlflowException:
-        raise ValueError(f"MLflow run {run_id} is not in the tracking store {client.tracking_uri}: the store was "
+        raise ValueError(f"MLflow run {run_id} is not in the tracking store {redact_uri(client.tracking_uri)}: the store was "
                          "reset or points elsewhere; retrain, or skip MLflow with --no-mlflow") from None
     now = int(time.time() * 1000)
     entries = [Metric(key, value, now, 0) for key, value in metrics.items()]

@@ -17,11 +17,12 @@ import lightning as L
 import torch
 
 from metaembed.backbones import BackboneParams, load_backbone
-from metaembed.config import load_params, prepared_dir, section
+from metaembed.config import load_root, prepared_dir
 from metaembed.pretraining.datamodule import CaptionDataModule
 from metaembed.pretraining.module import CaptionModule
 from metaembed.pretraining.params import PretrainParams
 from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.tracking.provenance import CODE_ROOT
 from metaembed.training import checkpoints
 from metaembed.training.strategy import precision
 
@@ -32,20 +33,21 @@ class PretrainConfig:
     backbone: BackboneParams  # dtype, pixel bounds and the tiny preset's spec; name_or_path is replaced by `base`
     tracking: TrackingParams
     prepared: Path
+    params_path: Path | None = None  # the file these came from (provenance); None: built in code
 
     @classmethod
     def from_file(cls, path: str | Path = "params.yaml") -> "PretrainConfig":
-        params = load_params(path)
-        return cls(
-            pretrain=section(params, "pretrain", PretrainParams, path),
-            backbone=section(params, "backbone", BackboneParams, path),
-            tracking=section(params, "tracking", TrackingParams, path),
-            prepared=prepared_dir(params),
-        )
+        root = load_root(path)
+        return cls(pretrain=root.pretrain, backbone=root.backbone, tracking=root.tracking,
+                   prepared=prepared_dir(root), params_path=Path(path).resolve())
+
+    def used_params(self) -> dict:
+        """The validated values pretraining runs with (backbone.name_or_path is replaced by `base`)."""
+        backbone = self.backbone.model_dump(mode="json", exclude={"name_or_path"})
+        return {"pretrain": self.pretrain.model_dump(mode="json"), "backbone": backbone}
 
     def fingerprint(self) -> dict:
-        backbone = self.backbone.model_dump(mode="json", exclude={"name_or_path"})
-        return {"pretrain": self.pretrain.model_dump(mode="json"), "backbone": backbone, "prepared": str(self.prepared)}
+        return self.used_params() | {"prepared": str(self.prepared)}
 
 
 def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
@@ -60,9 +62,7 @@ def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
     data = CaptionDataModule(config.prepared, backbone.processor, params)
 
     resume = checkpoints.resume_point(params.checkpoint_dir, config.fingerprint())
-    tags = run_tags(Path(root), params_path=Path(root) / "params.yaml", dvc_file=Path(root) / "data.dvc",
-                    sections=["pretrain", "backbone"])
-    logger = lightning_logger(config.tracking, run_name="pretrain", tags=tags, root=root,
+    logger = lightning_logger(config.tracking, run_name="pretrain", tags=provenance(config, root), root=root,
                               run_id=resume.run_id)
     trainer = L.Trainer(
         max_steps=params.max_steps,
@@ -84,6 +84,12 @@ def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
     if trainer.global_step % params.val_every_n_steps:
         trainer.validate(module, datamodule=data, verbose=False)  # the final weights' held-out figures
     return _finish(trainer, backbone, logger, params, time.perf_counter() - started)
+
+
+def provenance(config: PretrainConfig, root: str | Path = ".") -> dict[str, str]:
+    """As training's: the params used (from the file given), the data folder read, the code's commit."""
+    return run_tags(root, params_path=config.params_path, params=config.used_params(),
+                    prepared=Path(config.prepared).resolve(), code_root=CODE_ROOT)
 
 
 def _finish(trainer, backbone, logger, params: PretrainParams, seconds: float) -> dict:

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from metaembed.model import CONFIG_FILE, MetaEmbed
-from metaembed.registry.register import ARTIFACT_KEY
+from metaembed.registry.names import ARTIFACT_KEY
 from metaembed.registry.store import RegistryError
 from metaembed.tracking import TrackingParams, resolve_tracking_uri
 from metaembed.tracking.redact import redact_text, redact_uri

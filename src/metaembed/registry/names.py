@@ -18,7 +18,8 @@ SHA_TAG = "metaembed.model_sha256"  # sha256 of the saved folder: the same model
 TRAIN_RUN_TAG = "metaembed.train_run_id"
 SWEEP_RUN_TAG = "metaembed.sweep_run_id"
 BUDGETS_TAG = "metaembed.budgets"  # the sweep's budgets.json, compact: what the gate compares
-PROVENANCE_TAGS = ("git.commit", "git.dirty", "params.hash", "data.hash")  # copied from the training run
+PROVENANCE_TAGS = ("git.commit", "git.dirty", "params.hash", "params.path", "data.hash", "data.path",
+                   "data.dvc_md5")  # copied from the training run
 
 # Tags the gate writes on the version it judged.
 GATE_DECISION_TAG = "gate.decision"  # "promoted" or "rejected"

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-
 
 class RegistryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")

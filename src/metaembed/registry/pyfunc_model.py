@@ -23,7 +23,8 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-ARTIFACT_KEY = "metaembed"
+from metaembed.registry.names import ARTIFACT_KEY
+
 DATA_URI = "data:"
 
 

@@ -27,6 +27,7 @@ from metaembed.registry.store import reaching, registry_client
 from metaembed.registry.table import budget_markdown
 from metaembed.stage_outputs import MissingStageOutput, StageOutputError, SweepBudgets, TrainReport
 from metaembed.tracking import TrackingParams
+from metaembed.tracking.redact import redact_uri
 from metaembed.training.params import TrainParams
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -172,7 +173,7 @@ def _training_run(client: MlflowClient, run_id: str):
             raise
     # Not transient (no retry helps): the stage output points at a run this store never had.
     raise StageOutputError(f"training run {run_id} (from the train stage's metrics.json) is not in "
-                     f"{client.tracking_uri}: re-run training (`dvc repro --force train`) against this store")
+                     f"{redact_uri(client.tracking_uri)}: re-run training (`dvc repro --force train`) against this store")
 
 
 def _refresh_table(client: MlflowClient, name: str, version: str, table: SweepBudgets) -> None:

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 from metaembed.registry.gate import Decision
 from metaembed.registry.register import Registration
-from metaembed.registry.table import budget_markdown, markdown_table
+from metaembed.markdown_table import markdown_table
+from metaembed.registry.table import budget_markdown
 
 
 def decision_markdown(decision: Decision) -> str:

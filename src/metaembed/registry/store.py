@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from metaembed.tracking import TrackingParams, configure, resolve_tracking_uri
+from metaembed.tracking.redact import redact_text, redact_uri
 
 
 STORE_LIBRARIES = {"sqlalchemy", "requests", "urllib3"}
@@ -41,7 +42,8 @@ def reaching(uri: str, action: str, consequence: str = "") -> Iterator[None]:
         if not isinstance(error, (MlflowException, OSError)) and library not in STORE_LIBRARIES:
             raise
         tail = f"; {consequence}" if consequence else ""
-        raise RegistryError(f"{action} failed against the registry at {uri}: {_first_line(error)}{tail}") from error
+        raise RegistryError(f"{action} failed against the registry at {redact_uri(uri)}: "
+                            f"{redact_text(_first_line(error), uri)}{tail}") from error
 
 
 def is_missing(error: MlflowException) -> bool:

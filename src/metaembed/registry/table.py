@@ -5,6 +5,7 @@ Registration writes it as the model version's description; the pipeline's report
 
 from __future__ import annotations
 
+from metaembed.markdown_table import markdown_table
 from metaembed.stage_outputs import SweepBudgets
 
 
@@ -26,12 +27,6 @@ def budget_markdown(table: SweepBudgets) -> str:
         )
     return (f"Quality and cost per retrieval budget (sweep run `{table.mlflow_run_id}`, "
             f"quality metric `{table.quality_metric}`):\n\n" + markdown_table(header, rows))
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _as_number(text: str) -> float:

@@ -16,30 +16,56 @@ from pydantic import BaseModel
 UNKNOWN = "unknown"
 MISSING = "missing"
 TRUNCATED = "...[truncated]"
+# The metaembed package: the repository it sits in holds the code that runs, wherever the run starts.
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_tags(
     project_root: str | Path = ".",
-    params_path: str | Path = "params.yaml",
+    params_path: str | Path | None = "params.yaml",
     dvc_file: str | Path = "data.dvc",
     sections: Sequence[str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    prepared: str | Path | None = None,
+    code_root: str | Path | None = None,
 ) -> dict[str, str]:
-    """Provenance tags for a run; paths are relative to `project_root`.
+    """Provenance tags for a run; relative paths are relative to `project_root`.
 
-    `sections` restricts `params.hash` to those params.yaml sections, so a stage's hash only
-    changes when its own knobs do.
+    `params_path` is the file the run was started with (its absolute path becomes `params.path`;
+    None: the params were built in code).
+    `params.hash` covers `params` when given (the validated values the run uses: a command-line
+    override shows), else the file's `sections` (all without). With `prepared`, `data.hash` is the
+    content of the data folder the run reads and `data.dvc_md5` what `dvc_file` pins; without, `data.hash`
+    is the pin. `git.*` describe `code_root` (default `project_root`): pass CODE_ROOT for the code that runs.
     """
     root = Path(project_root)
-    commit = _git(root, "rev-parse", "HEAD")
+    return (_git_tags(Path(code_root) if code_root is not None else root)
+            | _params_tags(None if params_path is None else root / params_path, sections, params)
+            | _data_tags(root / dvc_file, None if prepared is None else root / prepared))
+
+
+def _git_tags(repo: Path) -> dict[str, str]:
+    commit = _git(repo, "rev-parse", "HEAD")
     # Untracked files are ignored: stage outputs and the local MLflow store are usually
     # untracked and would otherwise mark every run dirty.
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
-    return {
-        "git.commit": commit or UNKNOWN,
-        "git.dirty": UNKNOWN if status is None else str(bool(status)).lower(),
-        "params.hash": params_hash(root / params_path, sections),
-        "data.hash": data_hash(root / dvc_file),
-    }
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git.commit": commit or UNKNOWN, "git.dirty": UNKNOWN if status is None else str(bool(status)).lower()}
+
+
+def _params_tags(path: Path | None, sections: Sequence[str] | None, params: Mapping[str, Any] | None) -> dict[str, str]:
+    if params is not None:
+        digest = content_hash(params)
+    else:
+        digest = MISSING if path is None else params_hash(path, sections)
+    return {"params.hash": digest, "params.path": UNKNOWN if path is None else str(path.resolve())}
+
+
+def _data_tags(dvc_file: Path, prepared: Path | None) -> dict[str, str]:
+    pinned = data_hash(dvc_file)
+    if prepared is None:
+        return {"data.hash": pinned}
+    return {"data.hash": folder_hash(prepared), "data.path": str(prepared.resolve()), "data.dvc_md5": pinned}
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -65,8 +91,25 @@ def params_hash(path: Path, sections: Sequence[str] | None = None) -> str:
         if not isinstance(content, dict):
             raise ValueError(f"{path}: expected a mapping of sections to select {list(sections)} from")
         content = {name: content.get(name) for name in sections}
+    return content_hash(content)
+
+
+def content_hash(content: Any) -> str:
+    """sha256 of `content` dumped as sorted YAML: the same values give the same hash, whatever their order."""
     canonical = yaml.safe_dump(content, sort_keys=True, default_flow_style=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def folder_hash(folder: Path) -> str:
+    """sha256 over a folder's relative file paths and contents in sorted order, or "missing"."""
+    if not folder.is_dir():
+        return MISSING
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def data_hash(dvc_file: Path) -> str:

@@ -10,15 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class LossParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(0.03, gt=0)
+    # Defaults are params.yaml's recipe (a key left out means the documented value); paper: 0.03.
+    temperature: float = Field(0.09, gt=0)
     # (r_q, r_c, weight) nested groups, the last one the full size.
     groups: list[tuple[int, int, float]] = [(1, 1, 1.0), (2, 4, 1.0), (4, 8, 1.0), (8, 16, 1.0), (16, 64, 1.0)]
     # false trains the full group only: the "MetaEmbed without MMR" baseline.
     mmr: bool = True
-    scale_by_query_vectors: bool = False
+    scale_by_query_vectors: bool = True  # paper: false
     # Weight of MetaEmbed.pop_offset_penalty: keeps the sources' mean states together so that the
     # one calibrated inference mean fits every task (needs model.centering; 0 turns it off).
-    offset_penalty: float = Field(0.0, ge=0)
+    offset_penalty: float = Field(1.0, ge=0)
 
     def active_groups(self) -> list[tuple[int, int, float]]:
         return list(self.groups) if self.mmr else [self.groups[-1]]
@@ -52,8 +53,12 @@ class LoopParams(BaseModel):
 
 
 class TrainParams(LoopParams):
-    batch_size: int = Field(64, gt=1)  # global: split evenly over ranks
-    sub_batch_size: int | None = Field(None, gt=0)  # rows drawn from one source; None: a rank's share
+    # The retrieval recipe of params.yaml (LoopParams' defaults are caption pretraining's).
+    max_steps: int = Field(300, gt=0)
+    lr: float = Field(7e-4, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    batch_size: int = Field(32, gt=1)  # global: split evenly over ranks
+    sub_batch_size: int | None = Field(8, gt=0)  # rows drawn from one source; None: a rank's share
     hard_negatives: bool = True
     devices: int | Literal["auto"] = 1
     num_nodes: int = Field(1, ge=1)

@@ -6,7 +6,6 @@ run); a changed configuration starts afresh. Under DDP every rank runs this, onl
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,11 @@ import lightning as L
 import torch
 
 from metaembed.backbones import BackboneParams, load_backbone
-from metaembed.config import load_params, prepared_dir, section
+from metaembed.config import load_root, prepared_dir
 from metaembed.model import MetaEmbed, ModelParams
+from metaembed.stage_outputs import TrainReport
 from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.tracking.provenance import CODE_ROOT
 from metaembed.training import checkpoints
 from metaembed.training.datamodule import PreparedDataModule
 from metaembed.training.module import MetaEmbedModule
@@ -35,22 +36,20 @@ class TrainConfig:
     train: TrainParams
     tracking: TrackingParams
     prepared: Path
+    params_path: Path | None = None  # the file these came from (provenance); None: built in code
 
     @classmethod
     def from_file(cls, path: str | Path = "params.yaml") -> "TrainConfig":
-        params = load_params(path)
-        prepared = prepared_dir(params)
-        return cls(
-            backbone=section(params, "backbone", BackboneParams, path),
-            model=section(params, "model", ModelParams, path),
-            loss=section(params, "loss", LossParams, path),
-            train=section(params, "train", TrainParams, path),
-            tracking=section(params, "tracking", TrackingParams, path),
-            prepared=prepared,
-        )
+        root = load_root(path)
+        return cls(backbone=root.backbone, model=root.model, loss=root.loss, train=root.train,
+                   tracking=root.tracking, prepared=prepared_dir(root), params_path=Path(path).resolve())
+
+    def used_params(self) -> dict:
+        """The validated values training runs with, overrides made after loading included."""
+        return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS}
 
     def fingerprint(self) -> dict:
-        return {name: getattr(self, name).model_dump(mode="json") for name in SECTIONS} | {"prepared": str(self.prepared)}
+        return self.used_params() | {"prepared": str(self.prepared)}
 
 
 def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = None) -> dict:
@@ -69,7 +68,8 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     data = PreparedDataModule(config.prepared, backbone.processor, params)
 
     resume = checkpoints.resume_point(params.checkpoint_dir, config.fingerprint())
-    logger = lightning_logger(config.tracking, run_name="train", tags=_tags(root), root=root, run_id=resume.run_id)
+    logger = lightning_logger(config.tracking, run_name="train", tags=provenance(config, root), root=root,
+                              run_id=resume.run_id)
     trainer = L.Trainer(
         max_steps=params.max_steps,
         accelerator=params.accelerator,
@@ -97,19 +97,20 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     return _finish(trainer, model, logger, config, time.perf_counter() - started, root)
 
 
-def _tags(root: str | Path) -> dict[str, str]:
-    root = Path(root)
-    return run_tags(root, params_path=root / "params.yaml", dvc_file=root / "data.dvc", sections=list(SECTIONS))
+def provenance(config: TrainConfig, root: str | Path = ".") -> dict[str, str]:
+    """What this run is made of: the params it uses (from the file it was given), the data folder it
+    reads and the commit of the code that runs it; `root` only locates data.dvc."""
+    return run_tags(root, params_path=config.params_path, params=config.used_params(),
+                    prepared=Path(config.prepared).resolve(), code_root=CODE_ROOT)
 
 
 def _finish(trainer, model: MetaEmbed, logger, config: TrainConfig, seconds: float, root) -> dict:
     model.save_pretrained(config.train.output_dir)
     reports = Path(config.train.report_dir)
-    reports.mkdir(parents=True, exist_ok=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     metrics |= {"steps": trainer.global_step, "wall_seconds": round(seconds, 1)}
     logger.experiment.log_metric(logger.run_id, "train/wall_seconds", seconds)
-    report = {"mlflow_run_id": logger.run_id, "metrics": metrics}
-    (reports / "metrics.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    report = TrainReport(mlflow_run_id=logger.run_id, metrics=dict(sorted(metrics.items())))
+    report.write(reports / "metrics.json")
     plot_loss_curve(logger.run_id, ("train/loss",), path=reports / "loss_curve.png")
-    return report
+    return report.model_dump()

@@ -14,7 +14,7 @@ from typing import Any
 import lightning.pytorch as pl
 import yaml
 
-from metaembed.evaluation.baselines import apply_overrides
+from metaembed.config import apply_overrides
 from metaembed.evaluation.params import Budget, budget_name
 from metaembed.evaluation.suite import Suite
 from metaembed.tuning import space

@@ -14,6 +14,8 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
+from metaembed.markdown_table import markdown_table
+from metaembed.tracking.redact import redact_uri
 from metaembed.tuning import space
 from metaembed.tuning.objective import OBJECTIVE_NAMES
 
@@ -86,7 +88,7 @@ def write_report(study, tune, ladder, ctx, params_path, pid: int) -> dict[str, A
     rows = [_trial_row(t, ladder) for t in trials]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     summary: dict[str, Any] = {
-        "study": tune.study_name, "storage": tune.storage_url(str(ctx.root)), "mode": tune.mode,
+        "study": tune.study_name, "storage": redact_uri(tune.storage_url(str(ctx.root))), "mode": tune.mode,
         "objectives": OBJECTIVE_NAMES[tune.mode], "quality_metric": tune.quality_metric,
         "budgets": [list(b) for b in ctx.budgets], "trials": rows,
         "states": {s: sum(r["state"] == s for r in rows) for s in {r["state"] for r in rows}},
@@ -185,3 +187,23 @@ def log_report(parent_run_id: str, summary: dict[str, Any], out: Path) -> None:
         client.log_metric(parent_run_id, "tune/best_mean_quality", summary["best"]["values"][0])
         client.set_tag(parent_run_id, "optuna.best_trial", str(summary["best"]["number"]))
     client.set_terminated(parent_run_id, "FINISHED")
+
+
+def summary_markdown(summary: dict) -> str:
+    """The study for the Prefect artifact: every trial, then the best one or the Pareto front."""
+    rows = []
+    for row in summary["trials"]:
+        config = row.get("config") or {}
+        values = ", ".join(f"{v:.4f}" for v in row["values"] or []) or "-"
+        rows.append([row["number"], row["source"], row["state"], values, config.get("groups"),
+                     f"{config.get('temperature', float('nan')):.4g}", f"{config.get('lr', float('nan')):.3g}"])
+    lines = [f"# Tuning study `{summary['study']}` ({summary['mode']})", "",
+             f"storage `{summary['storage']}`, trials {summary['states']}, MLflow parent run "
+             f"`{summary['parent_run_id']}`", "",
+             markdown_table(["trial", "source", "state", "objective", "groups", "temperature", "lr"], rows)]
+    if "best" in summary:
+        lines += ["", f"best: trial {summary['best']['number']}; apply with `git apply {summary.get('patch')}` "
+                  f"or `{summary['dvc_exp_run']}`"]
+    if "pareto_front" in summary:
+        lines += ["", f"Pareto front: trials {[row['number'] for row in summary['pareto_front']]}"]
+    return "\n".join(lines) + "\n"

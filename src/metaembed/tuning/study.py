@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metaembed.config import ParamsError, load_params, prepared_dir, section
+from metaembed.config import ParamsError, load_params, prepared_dir, section, validate_params
 from metaembed.tuning.params import TuneParams
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -36,7 +36,7 @@ class TuneOptions:
 
 
 def load_tune(options: TuneOptions) -> tuple[dict, TuneParams]:
-    from metaembed.evaluation.baselines import apply_overrides
+    from metaembed.config import apply_overrides
 
     base = load_params(options.params_path)
     merged = apply_overrides(base, {f"tune.{k}": v for k, v in options.tune_overrides.items() if v is not None})
@@ -79,17 +79,18 @@ def open_study(tune: TuneParams, storage, sampler, pruner):
     return study, False
 
 
-def _parent_run(study, created: bool, tune: TuneParams, tracking, root) -> str:
+def _parent_run(study, created: bool, tune: TuneParams, tracking, root, provenance: dict[str, str]) -> str:
     from mlflow.tracking import MlflowClient
 
     from metaembed.tracking import configure
+    from metaembed.tracking.redact import redact_uri
 
     experiment_id = configure(tracking, root)
     if created:
-        run = MlflowClient().create_run(experiment_id, run_name=f"tune-{tune.study_name}",
-                                        tags={"optuna.study": tune.study_name, "optuna.mode": tune.mode})
+        tags = {"optuna.study": tune.study_name, "optuna.mode": tune.mode} | provenance
+        run = MlflowClient().create_run(experiment_id, run_name=f"tune-{tune.study_name}", tags=tags)
         client = MlflowClient()
-        client.log_param(run.info.run_id, "tune.storage", tune.storage_url(str(root)))
+        client.log_param(run.info.run_id, "tune.storage", redact_uri(tune.storage_url(str(root))))
         for key, value in tune.model_dump(mode="json", exclude={"storage", "study_name"}).items():
             client.log_param(run.info.run_id, f"tune.{key}", value)
         study.set_user_attr(PARENT_ATTR, run.info.run_id)
@@ -117,11 +118,20 @@ def _enqueue_current(study, base: dict, tune: TuneParams, ladder) -> dict | None
 
 def _check_trial_train(base: dict, tune: TuneParams, params_path) -> None:
     """tune.train on top of train: must validate (e.g. warmup_steps < max_steps) before trial 0."""
-    from metaembed.evaluation.baselines import apply_overrides
+    from metaembed.config import apply_overrides
     from metaembed.training.params import TrainParams
 
     merged = apply_overrides(base, {f"train.{k}": v for k, v in tune.train.items()})
     section(merged, "train", TrainParams, f"{params_path} (train: with tune.train applied)")
+
+
+def _provenance(options: TuneOptions, base: dict) -> dict[str, str]:
+    """The study's base: the file it was started with, its values, the data folder and the code."""
+    from metaembed.tracking.provenance import CODE_ROOT, run_tags
+
+    params = validate_params(base, options.params_path).model_dump(mode="json")
+    return run_tags(options.root, params_path=options.params_path, params=params, prepared=prepared_dir(base),
+                    code_root=CODE_ROOT)
 
 
 def build_context(options: TuneOptions, base: dict, tune: TuneParams, parent_run_id: str, ladder):
@@ -163,7 +173,7 @@ def run_study(options: TuneOptions) -> dict:
               if tune.mode == "single" and tune.pruning.enabled else optuna.pruners.NopPruner())
     study, created = open_study(tune, open_storage(tune, options.root), sampler, pruner)
     parent = _parent_run(study, created, tune, section(base, "tracking", TrackingParams, options.params_path),
-                         options.root)
+                         options.root, _provenance(options, base))
     if created and tune.enqueue_current and _enqueue_current(study, base, tune, ladder) is None:
         print("params.yaml's loss.groups/temperature/train.lr lie outside tune.space: not enqueued as a baseline")
     context = build_context(options, base, tune, parent, ladder)

@@ -1,0 +1,107 @@
+"""Pipeline commands as Prefect tasks: `metaembed data ensure` and `dvc repro <stage>`, run as
+subprocesses whose output streams through (credentials masked), and which failures to retry."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from metaembed.tracking.redact import redact_credentials
+
+TAIL_LINES = 40
+# Failures worth another try: another process holds a lock, or a network store hiccuped. Anything
+# else (bad params, a bug, a diverged training) fails the same way again, so it stops the flow.
+TRANSIENT_MARKERS = ("database is locked", "Unable to acquire lock", "Connection refused", "Connection reset",
+                     "Temporary failure in name resolution", "timed out", "503 Service Unavailable")
+# Output is passed on a whole line at a time, so a URI split across two reads is still masked.
+_LINE_END = re.compile(r"[\r\n]")
+
+
+class StageFailed(RuntimeError):
+    """A command of the pipeline exited non-zero; the message ends with its own last lines."""
+
+    def __init__(self, stage: str, returncode: int, tail: str):
+        self.stage, self.returncode = stage, returncode
+        self.transient = any(marker in tail for marker in TRANSIENT_MARKERS)
+        super().__init__(f"stage {stage!r} failed (exit {returncode}); its last output:\n{redact_credentials(tail)}")
+
+
+def run_command(command: list[str], cwd: Path, stage: str) -> str:
+    """Run `command`, streaming its output through; return the output or raise StageFailed."""
+    env = dict(os.environ)
+    # dvc.yaml calls `metaembed`: this interpreter's scripts first, also when the venv is not active.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    seen, pending = [], ""
+    while chunk := process.stdout.read1(1 << 16):
+        pending += decoder.decode(chunk)
+        *complete, pending = _split_after_last_line_end(pending)
+        _echo("".join(complete))
+        seen.extend(complete)
+    process.wait()
+    _echo(pending)
+    output = "".join(seen) + pending
+    if process.returncode != 0:
+        lines = [line for line in output.replace("\r", "\n").splitlines() if line.strip()]
+        raise StageFailed(stage, process.returncode, "\n".join(lines[-TAIL_LINES:]))
+    return output
+
+
+def _split_after_last_line_end(text: str) -> list[str]:
+    ends = [match.end() for match in _LINE_END.finditer(text)]
+    return [text[: ends[-1]], text[ends[-1] :]] if ends else [text]
+
+
+def _echo(text: str) -> None:
+    if text:
+        sys.stdout.write(redact_credentials(text))
+        sys.stdout.flush()
+
+
+def is_transient(task, task_run, state) -> bool:
+    """Prefect's retry condition: retry StageFailed only when transient, and registry errors."""
+    from metaembed.registry.store import RegistryError
+
+    try:
+        state.result()
+    except StageFailed as error:
+        return error.transient
+    except RegistryError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def check_stages(root: Path, stages: list[str]) -> None:
+    """Fail before running anything when pipeline.stages names a stage dvc.yaml does not have."""
+    dvc_file = root / "dvc.yaml"
+    if not dvc_file.is_file():
+        raise FileNotFoundError(f"{dvc_file} not found: run the pipeline from the project root")
+    known = set((yaml.safe_load(dvc_file.read_text()) or {}).get("stages") or {})
+    missing = [stage for stage in stages if stage not in known]
+    if missing:
+        raise ValueError(f"pipeline.stages lists {missing}, which {dvc_file} does not define "
+                         f"(it has {sorted(known)}): add the stages or remove them from pipeline.stages")
+
+
+@task(name="data-ensure", cache_policy=NO_CACHE)
+def ensure_data(root: str, params: str) -> str:
+    command = [sys.executable, "-m", "metaembed.cli", "data", "ensure", "--params", params]
+    run_command(command, Path(root), "data ensure")
+    return "ok"
+
+
+@task(name="dvc-stage", task_run_name="dvc repro {stage}", cache_policy=NO_CACHE)
+def dvc_stage(stage: str, root: str) -> str:
+    output = run_command([sys.executable, "-m", "dvc", "repro", stage], Path(root), stage)
+    return "skipped (unchanged)" if f"Stage '{stage}' didn't change, skipping" in output else "ran"

@@ -1,0 +1,161 @@
+"""configure() against stores a new user gets wrong: down, silent, failing, misspelt, driverless.
+
+Each error must come quickly, say which setting to change, and never show the URI's password.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import os
+import socket
+import threading
+import time
+import traceback
+
+import mlflow
+import pytest
+
+from metaembed.tracking import TrackingError, TrackingParams, configure
+from metaembed.tracking.store import TrackingServerUnreachable
+
+BOUND_S = 6  # the smallest tracking.server_timeout_s allowed
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def failure(params: TrackingParams, tmp_path) -> tuple[BaseException, float]:
+    start = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        configure(params, tmp_path)
+    return caught.value, time.monotonic() - start
+
+
+def shown(error: BaseException) -> str:
+    """Everything a traceback of `error` prints, chained exceptions included."""
+    return "".join(traceback.format_exception(error))
+
+
+def test_a_closed_port_fails_within_the_bound_naming_the_masked_uri(tmp_path):
+    port = closed_port()
+    params = TrackingParams(tracking_uri=f"http://alice:s3cret@127.0.0.1:{port}", server_timeout_s=BOUND_S)
+    error, elapsed = failure(params, tmp_path)
+
+    assert isinstance(error, TrackingServerUnreachable) and isinstance(error, ConnectionError)
+    assert elapsed < BOUND_S, f"took {elapsed:.1f} s (mlflow alone retries for about 250 s)"
+    assert f"http://alice:***@127.0.0.1:{port}" in str(error)
+    assert "params.yaml tracking.tracking_uri" in str(error) and "server_timeout_s = 6 s" in str(error)
+    assert "Connection refused" in str(error)  # the pipeline flow retries on this marker
+    assert "s3cret" not in shown(error)
+    # The tight retry policy was for the first request only: later calls keep mlflow's defaults.
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
+
+
+def test_a_server_that_never_answers_fails_within_the_bound(tmp_path):
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        error, elapsed = failure(TrackingParams(tracking_uri=f"http://127.0.0.1:{port}", server_timeout_s=BOUND_S),
+                                 tmp_path)
+
+    assert isinstance(error, TrackingServerUnreachable)
+    assert elapsed < BOUND_S + 0.5, f"took {elapsed:.1f} s"
+    assert "timed out" in str(error)
+
+
+def test_a_server_answering_only_errors_fails_within_the_bound(tmp_path):
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's protocol
+            self.send_error(503)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        error, elapsed = failure(TrackingParams(tracking_uri=uri, server_timeout_s=BOUND_S), tmp_path)
+    finally:
+        server.shutdown()
+
+    assert isinstance(error, TrackingServerUnreachable)
+    assert elapsed < BOUND_S, f"took {elapsed:.1f} s"
+    assert "too many 503 error responses" in str(error)
+
+
+def test_the_override_is_named_as_the_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    error, _ = failure(TrackingParams(server_timeout_s=BOUND_S), tmp_path)
+    assert isinstance(error, TrackingServerUnreachable) and "(from MLFLOW_TRACKING_URI)" in str(error)
+
+
+@pytest.mark.parametrize(("uri", "guess"),
+                         [("sqllite:///mlflow.db", "sqlite"), ("htp://bob:hunter2@host:5000", "http")])
+def test_a_misspelt_scheme_names_the_setting_and_the_closest_scheme(tmp_path, uri, guess):
+    error, _ = failure(TrackingParams(tracking_uri=uri), tmp_path)
+
+    assert isinstance(error, TrackingError)
+    assert f"did you mean {guess!r}?" in str(error) and "params.yaml tracking.tracking_uri" in str(error)
+    assert "Model registry functionality is unavailable" not in str(error)  # mlflow's words: misleading here
+    assert "hunter2" not in shown(error)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is not None, reason="the postgres driver is installed")
+def test_a_database_uri_without_its_driver_says_what_to_install(tmp_path):
+    error, _ = failure(TrackingParams(tracking_uri="postgresql://bob:hunter2@127.0.0.1:1/mlflow"), tmp_path)
+
+    assert isinstance(error, TrackingError)
+    assert "needs the Python module 'psycopg2'" in str(error)
+    assert "postgresql://bob:***@127.0.0.1:1/mlflow" in str(error)
+    assert "hunter2" not in shown(error)
+
+
+
+# --- local stores: fail at once, naming the path, instead of after a retry loop or a training -----
+
+
+def test_an_sqlite_uri_naming_a_folder_fails_at_once_naming_it(tmp_path):
+    (tmp_path / "mlflow.db").mkdir()
+    error, elapsed = failure(TrackingParams(tracking_uri="sqlite:///mlflow.db"), tmp_path)
+
+    assert isinstance(error, TrackingError) and elapsed < 2, f"{type(error).__name__} after {elapsed:.0f} s"
+    assert f"{tmp_path / 'mlflow.db'} is a folder, not a file" in str(error)
+
+
+def test_an_sqlite_file_that_is_not_a_database_is_named(tmp_path):
+    (tmp_path / "mlflow.db").write_text("version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
+    error, _ = failure(TrackingParams(tracking_uri="sqlite:///mlflow.db"), tmp_path)
+
+    assert isinstance(error, TrackingError)
+    assert f"sqlite:///{tmp_path / 'mlflow.db'}" in str(error) and "not an SQLite database" in str(error)
+
+
+def test_an_artifact_folder_that_cannot_be_written_stops_before_any_run(tmp_path):
+    params = TrackingParams(tracking_uri="sqlite:///mlflow.db", artifact_location="mlartifacts", experiment="e")
+    configure(params, tmp_path)
+    (tmp_path / "mlartifacts").write_text("")  # the folder replaced by a file: nothing can be stored under it
+
+    error, _ = failure(params, tmp_path)
+    assert isinstance(error, TrackingError)
+    assert f"artifact folder {tmp_path / 'mlartifacts'} of experiment 'e' is a file, not a folder" in str(error)
+    assert "tracking.artifact_location" in str(error)
+    other = params.model_copy(update={"experiment": "new", "artifact_location": "mlartifacts/new"})
+    with pytest.raises(TrackingError, match="cannot be created: .*mlartifacts is a file"):
+        configure(other, tmp_path)
+    assert configure(params, tmp_path, writing=False)  # a viewer (the UI) still opens the store
