@@ -1,12 +1,19 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from metaembed.config import ParamsError, load_section, section
 from metaembed.data.params import DataParams, PrepareParams
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_params_yaml_sections_validate(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # every section is required
+    params["data"]["seed"], params["prepare"]["on_bad_rows"] = 3, "quarantine"
     path = tmp_path / "params.yaml"
-    path.write_text("data:\n  seed: 3\nprepare:\n  on_bad_rows: quarantine\n")
+    path.write_text(yaml.safe_dump(params))
     assert load_section("data", DataParams, path).seed == 3
     assert load_section("prepare", PrepareParams, path).on_bad_rows == "quarantine"
 

@@ -117,7 +117,7 @@ def test_quarantine_sets_bad_rows_aside_and_counts_them(mini_raw):
     assert counts["quarantined_rows"] == 8
     assert counts["sources"]["mmeb-train/ObjectClass_full"] == {
         "collection": "mmeb-train", "layout": "mmeb_train", "role": "train", "rows_read": 12, "kept": 11,
-        "quarantined_rows": 1}
+        "quarantined_rows": 1, "files": {TRAIN: {"rows_read": 12, "kept": 11, "quarantined": 1}}}
     assert "no usable rows" in counts["sources"]["mmeb-eval/SceneT2I"]["note"]
     assert len(manifests.read_train(out, "ObjectClass_full")) == 11
     assert "SceneT2I" not in manifests.load_index(out)["mmeb"]
@@ -148,7 +148,11 @@ def test_prepare_end_to_end(mini_raw, tmp_path):
     assert v2.corpus["0"].data is not None and set(v2.languages.values()) == {"en", "fr"}
     assert 0 < index["vidore"]["synth_reports_v2"]["chance_ndcg_at_5"] < 1
     counts = json.loads((out / "counts.json").read_text())
-    assert counts["sources"]["mmeb-eval/SceneT2I"]["kept"] == 6 and counts["quarantined_rows"] == 0
+    scene_files = counts["sources"]["mmeb-eval/SceneT2I"]["files"]
+    assert scene_files[EVAL]["kept"] == 6 and counts["quarantined_rows"] == 0
+    assert scene_files["mmeb-eval/SceneT2I/hard_negatives.parquet"] == {
+        "rows_read": 6, "kept": 6, "quarantined": 0, "annotation": True}
+    assert counts["sources"]["mmeb-eval/SceneT2I"]["rows_read"] == 6  # the queries; twin lists annotate them
 
 
 def test_prepare_output_is_deterministic_and_portable(mini_raw, tmp_path):
@@ -177,3 +181,45 @@ def test_catalog_knows_real_mmeb_subsets(tmp_path):
     assert catalog.eval_info("Wiki-SS-NQ") == {"meta_task": "retrieval", "split": "out_of_distribution"}
     assert catalog.train_info("ImageNet_1K") == {"meta_task": "classification", "level": None}
     assert catalog.eval_info("MyOwnSet")["meta_task"] == "unknown"
+
+
+def test_counts_hold_rows_read_kept_and_quarantined_for_every_file(mini_raw):
+    """Good, partly bad and unreadable files: per file, rows read = kept + quarantined."""
+    _image_of(mini_raw, 2).unlink()  # partly bad: one row of TRAIN
+    pq.write_table(pq.read_table(mini_raw / EVAL).drop_columns(["tgt_text"]), mini_raw / EVAL)  # 6 rows, no column
+    colpali = mini_raw / "vidore" / "colpali_train_set" / "data"
+    good = next(colpali.glob("train-*.parquet"))
+    damaged = colpali / "train-00001-of-00002.parquet"  # footer intact, data pages overwritten
+    shutil.copy(good, damaged)
+    payload = bytearray(damaged.read_bytes())
+    payload[4:len(payload) // 2] = b"\xff" * (len(payload) // 2 - 4)
+    damaged.write_bytes(bytes(payload))
+    truncated = colpali / "train-00002-of-00002.parquet"  # no footer: its row count is unknown
+    truncated.write_bytes(good.read_bytes()[:200])
+    run_prepare(_params(mini_raw, "quarantine"), progress=False)
+    counts = json.loads((mini_raw.parent / "prepared" / "counts.json").read_text())
+    for name, source in counts["sources"].items():
+        for file, entry in source["files"].items():
+            assert entry["rows_read"] == entry["kept"] + entry["quarantined"], (name, file, entry)
+        assert source["rows_read"] == source["kept"] + source["quarantined_rows"] >= 0, name
+        assert source["rows_read"] == sum(e["rows_read"] for e in source["files"].values() if not e.get("annotation"))
+    files = counts["sources"]["vidore/colpali_train_set"]["files"]
+    rel = lambda path: path.relative_to(mini_raw).as_posix()  # noqa: E731
+    rows = pq.ParquetFile(good).metadata.num_rows
+    assert files[rel(good)] == {"rows_read": rows, "kept": rows, "quarantined": 0}
+    assert files[rel(damaged)]["quarantined"] == rows and "cannot read parquet" in files[rel(damaged)]["error"]
+    assert files[rel(truncated)]["rows_read"] == 0 and "row count unknown" in files[rel(truncated)]["error"]
+    scene = counts["sources"]["mmeb-eval/SceneT2I"]["files"][EVAL]
+    assert scene["rows_read"] == scene["quarantined"] == 6 and "missing column(s) ['tgt_text']" in scene["error"]
+    assert counts["sources"]["mmeb-train/ObjectClass_full"]["files"][TRAIN] == {
+        "rows_read": 12, "kept": 11, "quarantined": 1}
+    assert counts["quarantined_rows"] == sum(s["quarantined_rows"] for s in counts["sources"].values())
+
+
+def test_twin_indices_outside_the_candidates(mini_raw):
+    """Before, index 0 (the positive) or -1 passed silently and 99 crashed evaluation with an IndexError."""
+    twins = mini_raw / "mmeb-eval" / "SceneT2I" / "hard_negatives.parquet"
+    _edit(twins, lambda rows: rows[3].update(twin_indices=[0, 5, 99]))
+    message = _fail(mini_raw)
+    assert (f"{mini_raw / EVAL} row 3: hard_negatives.parquet row 3: twin indices [0, 5, 99] must point at "
+            f"candidates 1..23") in message

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from metaembed.data.problems import DataError
-from metaembed.data.readers import (layout, read_colpali_train, read_mmeb_eval, read_mmeb_train, read_vidore)
+from metaembed.data.readers import vidore
+from metaembed.data.readers import (layout, read_colpali_train, read_mmeb_eval, read_mmeb_train, read_vidore,
+                                     scan_colpali_train, scan_vidore_qa)
 from metaembed.data.tables import IMAGE_TYPE, write_table
 
 
@@ -124,3 +128,148 @@ def test_generated_beir_folder_loads_with_datasets(raw_dir):
     assert corpus[0]["image"].size == (112, 112)  # decoded as an Image feature, as on the hub
     qrels = datasets.load_dataset(folder, "qrels", split="test")
     assert isinstance(qrels[0]["score"], float)
+
+
+def _png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), seed, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _colpali_file(path, images: list[bytes]) -> None:
+    table = pa.table({"query": [f"question {i}" for i in range(len(images))],
+                      "image": pa.array([{"bytes": b, "path": None} for b in images], IMAGE_TYPE)})
+    write_table(table, path, ("image",))
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_corrupt_images_do_not_condemn_later_good_ones(tmp_path, files):
+    """40 corrupt then 40 good embedded images in one colpali set, in one file or two (where the
+    corrupt file's bytes are freed before the good ones are read, and an id()-keyed verdict cache
+    handed 39 good rows the corrupt ones' verdict)."""
+    good = [_png(seed) for seed in range(40)]
+    corrupt = [b"\0" * len(image) for image in good]  # same sizes: freed addresses get reused
+    data = tmp_path / "colpali" / "data"
+    if files == 1:
+        _colpali_file(data / "train-00000-of-00001.parquet", corrupt + good)
+    else:
+        _colpali_file(data / "train-00000-of-00002.parquet", corrupt)
+        _colpali_file(data / "train-00001-of-00002.parquet", good)
+    result = scan_colpali_train(tmp_path / "colpali", check_images="decode")
+    assert len(result.records) == 40 and len(result.problems) == 40
+    assert all("cannot decode image" in p.message for p in result.problems)
+    assert [p.positive.image.data for p in result.records] == good
+
+
+def test_an_unscalable_image_is_refused_with_its_file_and_row(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([[0, 1_000_000]], np.int32)).save(buffer, format="TIFF")
+    path = tmp_path / "colpali" / "data" / "train-00000-of-00001.parquet"
+    _colpali_file(path, [_png(1), buffer.getvalue()])
+    with pytest.raises(DataError, match=rf"{path} row 1: cannot decode image .*outside the 16-bit range"):
+        read_colpali_train(tmp_path / "colpali", check_images="decode")
+
+
+def test_qa_row_with_a_bad_query_keeps_its_valid_page(tmp_path):
+    table = pa.table({"query": pa.array(["", "Which year?"], pa.string()),
+                      "image": pa.array([{"bytes": _png(1), "path": None}, {"bytes": _png(2), "path": None}],
+                                        IMAGE_TYPE),
+                      "image_filename": ["a.png", "b.png"]})
+    path = tmp_path / "qa" / "data" / "test-00000-of-00001.parquet"
+    write_table(table, path, ("image",))
+    result = scan_vidore_qa(tmp_path / "qa", check_images="decode")
+    data = result.records[0]
+    assert sorted(data.corpus) == ["a.png", "b.png"]  # a.png stays as a distractor page
+    assert list(data.queries.values()) == ["Which year?"]
+    [problem] = result.problems
+    assert (problem.file, problem.row) == (str(path), 0)
+    assert "query is an empty string" in problem.message and "'a.png' is kept in the corpus" in problem.message
+
+
+@pytest.fixture
+def beir_copy(vidore_sample, tmp_path):
+    folder = tmp_path / "beir"
+    shutil.copytree(vidore_sample, folder)
+    return folder
+
+
+def _set_column(path, name, array) -> None:
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index(name), name, array), path)
+
+
+@pytest.mark.parametrize("config, column, array, expected", [
+    ("corpus", "corpus-id", pa.array([0.0, 1.0, 2.0]), r"'corpus-id' is double, expected an id"),
+    ("qrels", "score", pa.array(["1", "1"]), r"'score' is string, expected a number"),
+    ("queries", "query", pa.array([["a"], ["b"]]), r"'query' is list<\w+: string>, expected text"),
+])
+def test_a_column_of_the_wrong_type_is_refused_for_the_file(beir_copy, config, column, array, expected):
+    """Before, a float corpus-id became "0.0" and failed to match the qrels' "0", and a list of
+    texts was read as the text "['a']" without a word."""
+    path = beir_copy / config / "test-00000-of-00001.parquet"
+    _set_column(path, column, array)
+    with pytest.raises(DataError, match=rf"{re.escape(str(path))}: wrong column type\(s\): {expected}"):
+        read_vidore(beir_copy)
+
+
+def test_text_that_is_not_utf8_spoils_only_its_row(beir_copy):
+    path = beir_copy / "queries" / "test-00000-of-00001.parquet"
+    texts = [b"a good question", b"caf\xe9 \xff"]
+    offsets = pa.py_buffer(np.array([0, len(texts[0]), len(texts[0]) + len(texts[1])], np.int32).tobytes())
+    _set_column(path, "query", pa.StringArray.from_buffers(2, offsets, pa.py_buffer(b"".join(texts))))
+    result = vidore.scan_vidore_beir(beir_copy)
+    assert result.records[0].queries == {"0": "a good question"}
+    problems = {(p.file, p.row): p.message for p in result.problems}
+    assert "['query'] hold text that is not valid UTF-8" in problems[(str(path), 1)]
+    assert "unknown query-id 1" in problems[(str(beir_copy / "qrels" / "test-00000-of-00001.parquet"), 1)]
+
+
+@pytest.mark.parametrize("scores, message", [
+    ([1, 1, 0], r"row 2: duplicate qrel for query-id 0 and corpus-id 0 \(score 1 already given\)"),
+    ([float("nan"), 1.0], r"row 0: score must be a whole-number relevance grade, got nan"),
+    ([0.5, 1.0], r"row 0: score must be a whole-number relevance grade, got 0.5"),
+])
+def test_qrels_scores_are_single_whole_grades(beir_copy, scores, message):
+    """Before, a second qrel silently replaced the first, and NaN or 0.5 passed until evaluation."""
+    path = beir_copy / "qrels" / "test-00000-of-00001.parquet"
+    rows = pq.read_table(path).to_pylist()
+    rows = (rows + [{**rows[0]}])[:len(scores)]
+    for row, score in zip(rows, scores):
+        row["score"] = score
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    with pytest.raises(DataError, match=message):
+        read_vidore(beir_copy)
+
+
+def test_a_file_without_rows_is_a_problem(beir_copy):
+    path = beir_copy / "queries" / "test-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    with pytest.raises(DataError, match=rf"{path}: has no rows"):
+        read_vidore(beir_copy)
+
+
+def _page(size, mode="RGB") -> dict:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def _replace_page(folder, row, cell) -> None:
+    path = folder / "corpus" / "test-00000-of-00001.parquet"
+    rows = pq.read_table(path).to_pylist()
+    rows[row]["image"] = cell
+    write_table(pa.Table.from_pylist(rows, pq.read_table(path).schema), path, ("image",))
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(beir_copy, monkeypatch):
+    """Between Pillow's limit and twice it, Pillow only warns and decodes the whole image."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    _replace_page(beir_copy, 2, _page((40, 40), "1"))  # 1600 pixels: the warning range
+    with pytest.raises(DataError, match=r"row 2: corpus-id 2: cannot decode image .*DecompressionBombWarning"):
+        read_vidore(beir_copy, check_images="decode")
+
+
+def test_a_strip_the_image_processor_refuses_is_reported(beir_copy):
+    _replace_page(beir_copy, 1, _page((600, 2)))
+    with pytest.raises(DataError, match=r"row 1: corpus-id 1: image .* is 600x2: .*aspect ratios above 200"):
+        read_vidore(beir_copy, check_images="decode")

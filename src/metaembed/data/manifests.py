@@ -5,7 +5,7 @@
     eval/mmeb/<Subset>.parquet   row, qry_text, qry_image, tgt_text[], tgt_image[], twin_indices[]
     eval/vidore/<name>/{corpus,queries,qrels}.parquet   string ids, float scores
     eval/index.json          every evaluation set with its metric and chance level
-    counts.json              rows read, kept and quarantined per source
+    counts.json              rows read, kept and quarantined per source and per file (read = kept + quarantined)
 Images are `datasets`-style {bytes, path} cells; paths are relative to the prepared folder, so the
 pair data/raw + data/prepared can move as one.
 """

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from metaembed.data import chance, manifests, mixture
 from metaembed.data.catalog import Catalog
 from metaembed.data.params import PrepareParams
@@ -67,10 +65,7 @@ def _mmeb_job(root: Path, subset: str, files: list[Path], checker: ImageChecker,
     def scan() -> ReadResult:
         merged = ReadResult()
         for path in files:
-            part = scan_file(path, subset, root, checker)
-            merged.records += part.records
-            merged.problems += part.problems
-            merged.rows_read += part.rows_read
+            merged.merge(scan_file(path, subset, root, checker))
         return merged
 
     return Job(f"mmeb-{role}", subset, role, scan, f"mmeb_{role}")
@@ -105,7 +100,7 @@ def run_prepare(params: PrepareParams, progress: bool = True) -> PrepareReport:
     staging = out.parent / f".{out.name}.prepare-tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    _write_all(staging, jobs, results, Catalog(raw), params, report)
+    _write_all(staging, raw, jobs, results, Catalog(raw), params, report)
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
@@ -121,23 +116,22 @@ def _scan_all(jobs: list[Job], progress: bool) -> dict[str, ReadResult]:
     return results
 
 
-def _write_all(out: Path, jobs: list[Job], results: dict[str, ReadResult], catalog: Catalog,
+def _write_all(out: Path, raw: Path, jobs: list[Job], results: dict[str, ReadResult], catalog: Catalog,
                params: PrepareParams, report: PrepareReport) -> None:
     train_sources, index = {}, {"mmeb": {}, "vidore": {}}
     for job in jobs:
         result = results[f"{job.collection}/{job.name}"]
-        bad = sum(_rows_of(problem) for problem in result.problems)
-        report.counts[f"{job.collection}/{job.name}"] = {
-            "collection": job.collection, "layout": job.layout, "role": job.role, "rows_read": result.rows_read,
-            "kept": result.rows_read - bad, "quarantined_rows": bad}
-        report.quarantined_rows += bad
+        counts = report.counts[f"{job.collection}/{job.name}"] = _counts(job, result, raw)
+        report.quarantined_rows += result.quarantined
         if job.role == "train":
             if result.records:
                 manifests.write_train(out, job.name, result.records)
                 train_sources[job.name] = {"rows": len(result.records), "collection": job.collection,
                                            **_train_info(job, catalog)}
+            else:
+                counts["note"] = "no usable rows: left out of training"
         elif not _usable(result):
-            report.counts[f"{job.collection}/{job.name}"]["note"] = "no usable rows: left out of the evaluation"
+            counts["note"] = "no usable rows: left out of the evaluation"
         elif job.layout == "mmeb_eval":
             index["mmeb"][job.name] = _mmeb_eval_entry(out, job, result, catalog)
         else:
@@ -157,14 +151,12 @@ def _usable(result: ReadResult) -> bool:
     return bool(first.queries and first.corpus) if hasattr(first, "corpus") else True
 
 
-def _rows_of(problem: Problem) -> int:
-    """Rows a problem sets aside: one, or all rows of a file that could not be used at all."""
-    if problem.row is not None:
-        return 1
-    try:
-        return pq.ParquetFile(problem.file).metadata.num_rows
-    except Exception:  # an unreadable file: its row count is unknown, the problem still counts
-        return 0
+def _counts(job: Job, result: ReadResult, raw: Path) -> dict:
+    """Rows read, kept and quarantined for the set and for each of its files (paths relative to
+    `raw`, so that counts.json does not change when the folders move)."""
+    files = {Path(file).relative_to(raw).as_posix(): counts.as_dict() for file, counts in result.files.items()}
+    return {"collection": job.collection, "layout": job.layout, "role": job.role, "rows_read": result.rows_read,
+            "kept": result.kept, "quarantined_rows": result.quarantined, "files": files}
 
 
 def _train_info(job: Job, catalog: Catalog) -> dict:

@@ -22,12 +22,78 @@ class Problem:
 
 
 @dataclass
+class FileCounts:
+    """One input file's rows: each row read is either kept or quarantined, never lost."""
+
+    rows_read: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    error: str | None = None  # why the whole file was set aside
+    # A file whose rows annotate another file's rows (MMEB's hard_negatives.parquet): listed, but
+    # left out of the set's totals, which count the set's own rows (queries, pairs, qrels...).
+    annotation: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        counts: dict[str, Any] = {"rows_read": self.rows_read, "kept": self.kept, "quarantined": self.quarantined}
+        if self.error is not None:
+            counts["error"] = self.error
+        if self.annotation:
+            counts["annotation"] = True
+        return counts
+
+
+@dataclass
 class ReadResult(Generic[T]):
-    """Records that passed the checks and the problems of those that did not."""
+    """Records that passed the checks, the problems of those that did not, and per-file row counts.
+
+    Readers count every row through `keep` or `reject` (or `reject_file`), so that per file
+    rows read = kept + quarantined holds by construction, whatever goes wrong."""
 
     records: list[T] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    rows_read: int = 0
+    files: dict[str, FileCounts] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(counts.rows_read for counts in self.files.values() if not counts.annotation)
+
+    @property
+    def kept(self) -> int:
+        return sum(counts.kept for counts in self.files.values() if not counts.annotation)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(counts.quarantined for counts in self.files.values() if not counts.annotation)
+
+    def keep(self, file: str) -> None:
+        counts = self.files.setdefault(file, FileCounts())
+        counts.rows_read += 1
+        counts.kept += 1
+
+    def reject(self, problem: Problem) -> None:
+        """One bad row (problem.row set)."""
+        counts = self.files.setdefault(problem.file, FileCounts())
+        counts.rows_read += 1
+        counts.quarantined += 1
+        self.problems.append(problem)
+
+    def reject_file(self, file: str, message: str, rows: int | None) -> None:
+        """A file none of whose rows can be used; `rows` None when even its row count is unreadable."""
+        counts = self.files.setdefault(file, FileCounts())
+        counts.rows_read += rows or 0
+        counts.quarantined += rows or 0
+        counts.error = message if rows is not None else f"{message} (row count unknown: counted as 0 rows)"
+        self.problems.append(Problem(file, None, message))
+
+    def merge(self, other: ReadResult) -> None:
+        self.records.extend(other.records)
+        self.problems.extend(other.problems)
+        for file, counts in other.files.items():
+            mine = self.files.setdefault(file, FileCounts(annotation=counts.annotation))
+            mine.rows_read += counts.rows_read
+            mine.kept += counts.kept
+            mine.quarantined += counts.quarantined
+            mine.error = mine.error or counts.error
 
 
 class DataError(ValueError):

@@ -9,6 +9,8 @@ for the real ViDoRe sets.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 class TableError(ValueError):
     """A parquet file is unreadable or lacks columns; the message names the file."""
+
+    def __init__(self, path: Path, reason: str, rows: int | None) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+        self.rows = rows  # rows the file holds, None where even its footer is unreadable
 
 
 def hf_features(schema: pa.Schema, image_columns: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -44,15 +51,77 @@ def write_table(table: pa.Table, path: str | Path, image_columns: tuple[str, ...
     return path
 
 
-def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pa.Table:
-    """Read a parquet file; a missing column stops with the file, the missing and the present names."""
+@dataclass(frozen=True)
+class Kind:
+    """What a column may hold, by Arrow type. A wrong type is a wrong export, the same in every
+    row, so it is reported once for the file rather than guessed at (a list of texts read as one
+    text would become "['a', 'b']" without a word)."""
+
+    name: str
+    accepts: Callable[[pa.DataType], bool]
+
+
+def _text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
+def _binary(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)
+
+
+def _or_null(accepts: Callable[[pa.DataType], bool]) -> Callable[[pa.DataType], bool]:
+    return lambda kind: pa.types.is_null(kind) or accepts(kind)  # an all-null column has the null type
+
+
+def _list_of(accepts: Callable[[pa.DataType], bool]) -> Callable[[pa.DataType], bool]:
+    def check(kind: pa.DataType) -> bool:
+        listed = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_list_view(kind)
+        return listed and _or_null(accepts)(kind.value_type)
+    return _or_null(check)
+
+
+def _image(kind: pa.DataType) -> bool:
+    """A `datasets` Image cell ({bytes, path}), raw bytes, or a path."""
+    if not pa.types.is_struct(kind):
+        return pa.types.is_null(kind) or _text(kind) or _binary(kind)
+    fields = {field.name: field.type for field in kind}
+    return (("bytes" in fields or "path" in fields) and _or_null(_binary)(fields.get("bytes", pa.null()))
+            and _or_null(_text)(fields.get("path", pa.null())))
+
+
+TEXT = Kind("text (a string column)", _or_null(_text))
+TEXT_LIST = Kind("a list of texts", _list_of(_text))
+INT_LIST = Kind("a list of integers", _list_of(pa.types.is_integer))
+ID = Kind("an id (integer or string)", lambda kind: pa.types.is_integer(kind) or _text(kind))
+NUMBER = Kind("a number (integer or float)", lambda kind: pa.types.is_integer(kind) or pa.types.is_floating(kind))
+IMAGE = Kind("an image (struct<bytes, path>, bytes, or a path string)", _image)
+
+
+def read_table(path: str | Path, required: tuple[str, ...] | Mapping[str, Kind] = (),
+               optional: Mapping[str, Kind] | None = None) -> pa.Table:
+    """Read a parquet file; a missing column or one of the wrong type stops with the file, the
+    column and what was expected. `required` as a mapping also checks each column's kind, and
+    `optional` checks the kind of the columns that are present."""
     path = Path(path)
     try:
         table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise TableError(f"{path}: cannot read parquet: {error}") from None
+    except (OSError, pa.ArrowException) as error:
+        raise TableError(path, f"cannot read parquet: {error}", _footer_rows(path)) from None
     missing = [name for name in required if name not in table.column_names]
     if missing:
-        raise TableError(f"{path}: missing column(s) {missing}; found {table.column_names}. "
-                         f"Is this the right kind of file for this reader?")
+        raise TableError(path, f"missing column(s) {missing}; found {table.column_names}. "
+                               f"Is this the right kind of file for this reader?", table.num_rows)
+    kinds = {**(optional or {}), **(required if isinstance(required, Mapping) else {})}
+    wrong = [f"{name!r} is {table.schema.field(name).type}, expected {kind.name}" for name, kind in kinds.items()
+             if name in table.column_names and not kind.accepts(table.schema.field(name).type)]
+    if wrong:
+        raise TableError(path, f"wrong column type(s): {'; '.join(wrong)}", table.num_rows)
     return table
+
+
+def _footer_rows(path: Path) -> int | None:
+    """The row count a broken file declares: its footer may survive damage to its data pages."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None

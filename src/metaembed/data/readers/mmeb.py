@@ -11,14 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from metaembed.data.problems import Problem, ReadResult
-from metaembed.data.readers.common import CheckImages, ImageChecker, parquet_files, path_image, row_values, text
+from metaembed.data.readers.common import (CheckImages, ImageChecker, parquet_files, path_image, read_or_reject,
+                                           row_values, table_rows, text, utf8_problem)
 from metaembed.data.records import EvalQuery, Side, TrainPair
-from metaembed.data.tables import TableError, read_table
+from metaembed.data.tables import INT_LIST, TEXT, TEXT_LIST
 from metaembed.data.templates import IMAGE_TOKEN
 
-TRAIN_COLUMNS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
-NEGATIVE_COLUMNS = ("neg_text", "neg_image_path")
-EVAL_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
+TRAIN_COLUMNS = {"qry": TEXT, "qry_image_path": TEXT, "pos_text": TEXT, "pos_image_path": TEXT}
+NEGATIVE_COLUMNS = {"neg_text": TEXT, "neg_image_path": TEXT}
+EVAL_COLUMNS = {"qry_text": TEXT, "qry_img_path": TEXT, "tgt_text": TEXT_LIST, "tgt_img_path": TEXT_LIST}
 TRAIN_PATTERNS = ("original-*.parquet", "diverse_instruction-*.parquet")
 EVAL_PATTERN = "test-*.parquet"
 TWINS_FILE = "hard_negatives.parquet"
@@ -52,14 +53,14 @@ def side(text_value, image_value, root: Path, checker: ImageChecker, what: str) 
 
 def scan_train_file(path: Path, subset: str, image_root: Path, checker: ImageChecker) -> ReadResult[TrainPair]:
     result: ReadResult[TrainPair] = ReadResult()
-    try:
-        table = read_table(path, TRAIN_COLUMNS)
-    except TableError as error:
-        result.problems.append(Problem(str(path), None, str(error).split(": ", 1)[1]))
+    table = read_or_reject(path, TRAIN_COLUMNS, result, optional=NEGATIVE_COLUMNS)
+    if table is None:
         return result
     has_negatives = all(name in table.column_names for name in NEGATIVE_COLUMNS)
-    for row, values in enumerate(table.to_pylist()):
-        result.rows_read += 1
+    for row, values, undecodable in table_rows(table):
+        if undecodable:
+            result.reject(Problem(str(path), row, utf8_problem(undecodable), row_values(values)))
+            continue
         query, bad = side(values["qry"], values["qry_image_path"], image_root, checker, "query")
         positive, bad_pos = side(values["pos_text"], values["pos_image_path"], image_root, checker, "positive")
         negative, bad_neg = None, []
@@ -67,8 +68,9 @@ def scan_train_file(path: Path, subset: str, image_root: Path, checker: ImageChe
             negative, bad_neg = side(values["neg_text"], values["neg_image_path"], image_root, checker, "negative")
         problems = bad + bad_pos + bad_neg
         if problems:
-            result.problems.append(Problem(str(path), row, "; ".join(problems), row_values(values)))
+            result.reject(Problem(str(path), row, "; ".join(problems), row_values(values)))
         else:
+            result.keep(str(path))
             result.records.append(TrainPair(subset, row, query, positive, negative))
     return result
 
@@ -83,26 +85,30 @@ def scan_mmeb_train(root: str | Path, image_root: str | Path | None = None,
     for subset, files in subsets(root, TRAIN_PATTERNS).items():
         merged: ReadResult[TrainPair] = ReadResult()
         for path in files:
-            _merge(merged, scan_train_file(path, subset, image_root, checker))
+            merged.merge(scan_train_file(path, subset, image_root, checker))
         results[subset] = merged
     return results
 
 
 def scan_eval_file(path: Path, subset: str, image_root: Path, checker: ImageChecker) -> ReadResult[EvalQuery]:
     result: ReadResult[EvalQuery] = ReadResult()
-    try:
-        table = read_table(path, EVAL_COLUMNS)
-    except TableError as error:
-        result.problems.append(Problem(str(path), None, str(error).split(": ", 1)[1]))
+    table = read_or_reject(path, EVAL_COLUMNS, result)
+    if table is None:
         return result
     twins = _twins(path.parent / TWINS_FILE, table.num_rows, result)
-    for row, values in enumerate(table.to_pylist()):
-        result.rows_read += 1
+    for row, values, undecodable in table_rows(table):
+        if undecodable:
+            result.reject(Problem(str(path), row, utf8_problem(undecodable), row_values(values)))
+            continue
         query, problems = side(values["qry_text"], values["qry_img_path"], image_root, checker, "query")
         candidates = _candidates(values, image_root, checker, problems)
+        if twins and not all(0 < index < len(candidates) for index in twins[row]):
+            problems.append(f"{TWINS_FILE} row {row}: twin indices {list(twins[row])} must point at candidates "
+                            f"1..{len(candidates) - 1} (0 is the positive)")
         if problems:
-            result.problems.append(Problem(str(path), row, "; ".join(problems), row_values(values)))
+            result.reject(Problem(str(path), row, "; ".join(problems), row_values(values)))
             continue
+        result.keep(str(path))
         result.records.append(EvalQuery(subset, row, query, tuple(candidates), twins[row] if twins else None))
     return result
 
@@ -125,14 +131,14 @@ def _candidates(values: dict, image_root: Path, checker: ImageChecker, problems:
 def _twins(path: Path, rows: int, result: ReadResult) -> list[tuple[int, ...]] | None:
     if not path.is_file():
         return None
-    try:
-        table = read_table(path, ("twin_indices",))
-    except TableError as error:
-        result.problems.append(Problem(str(path), None, str(error).split(": ", 1)[1]))
+    table = read_or_reject(path, {"twin_indices": INT_LIST}, result, annotation=True)
+    if table is None:
         return None
     if table.num_rows != rows:
-        result.problems.append(Problem(str(path), None, f"has {table.num_rows} rows, the subset has {rows}"))
+        result.reject_file(str(path), f"has {table.num_rows} rows, the subset has {rows}", table.num_rows)
         return None
+    for _ in range(rows):  # each row is one query's twin list, used with that query
+        result.keep(str(path))
     return [tuple(value or ()) for value in table.column("twin_indices").to_pylist()]
 
 
@@ -146,12 +152,6 @@ def scan_mmeb_eval(root: str | Path, image_root: str | Path | None = None,
     for subset, files in subsets(root, (EVAL_PATTERN,)).items():
         merged: ReadResult[EvalQuery] = ReadResult()
         for path in files:
-            _merge(merged, scan_eval_file(path, subset, image_root, checker))
+            merged.merge(scan_eval_file(path, subset, image_root, checker))
         results[subset] = merged
     return results
-
-
-def _merge(into: ReadResult, other: ReadResult) -> None:
-    into.records.extend(other.records)
-    into.problems.extend(other.problems)
-    into.rows_read += other.rows_read

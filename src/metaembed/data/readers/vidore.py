@@ -10,18 +10,22 @@ Images are `datasets` Image cells: embedded bytes, or a path relative to the fol
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
 
 from metaembed.data.problems import Problem, ReadResult
-from metaembed.data.readers.common import CheckImages, ImageChecker, parquet_files, row_values, struct_image, text
+from metaembed.data.readers.common import (CheckImages, ImageChecker, parquet_files, read_or_reject, row_values,
+                                           struct_image, table_rows, text, utf8_problem)
 from metaembed.data.records import ImageRef, RetrievalSet, Side, TrainPair
-from metaembed.data.tables import TableError, read_table
+from metaembed.data.tables import ID, IMAGE, NUMBER, TEXT, Kind
 
-QA_COLUMNS = ("query", "image", "image_filename")
-BEIR_COLUMNS = {"corpus": ("corpus-id", "image"), "queries": ("query-id", "query"),
-                "qrels": ("query-id", "corpus-id", "score")}
+COLPALI_COLUMNS = {"query": TEXT, "image": IMAGE}
+QA_COLUMNS = {"query": TEXT, "image": IMAGE, "image_filename": TEXT}
+BEIR_COLUMNS = {"corpus": {"corpus-id": ID, "image": IMAGE}, "queries": {"query-id": ID, "query": TEXT},
+                "qrels": {"query-id": ID, "corpus-id": ID, "score": NUMBER}}
+BEIR_OPTIONAL = {"queries": {"language": TEXT}}
 
 
 def layout(folder: str | Path) -> str | None:
@@ -36,14 +40,10 @@ def layout(folder: str | Path) -> str | None:
     return None
 
 
-def _tables(files: list[Path], required: tuple[str, ...], result: ReadResult) -> list[tuple[Path, pa.Table]]:
-    tables = []
-    for path in files:
-        try:
-            tables.append((path, read_table(path, required)))
-        except TableError as error:
-            result.problems.append(Problem(str(path), None, str(error).split(": ", 1)[1]))
-    return tables
+def _tables(files: list[Path], columns: dict[str, Kind], result: ReadResult,
+            optional: dict[str, Kind] | None = None) -> list[tuple[Path, pa.Table]]:
+    tables = [(path, read_or_reject(path, columns, result, optional)) for path in files]
+    return [(path, table) for path, table in tables if table is not None]
 
 
 def _image(value, folder: Path, checker: ImageChecker) -> tuple[ImageRef | None, str | None]:
@@ -63,17 +63,20 @@ def scan_colpali_train(folder: str | Path, check_images: CheckImages = "exists",
     source = name or folder.name
     result: ReadResult[TrainPair] = ReadResult()
     checker = ImageChecker(check_images)
-    for path, table in _tables(parquet_files(folder / "data", "train-*.parquet"), ("query", "image"), result):
-        for row, values in enumerate(table.to_pylist()):
-            result.rows_read += 1
+    for path, table in _tables(parquet_files(folder / "data", "train-*.parquet"), COLPALI_COLUMNS, result):
+        for row, values, undecodable in table_rows(table):
+            if undecodable:
+                result.reject(Problem(str(path), row, utf8_problem(undecodable), row_values(values)))
+                continue
             image, issue = _image(values["image"], folder, checker)
             query = text(values["query"])
             issues = [issue] if issue else []
             if not query.strip():
                 issues.append("query is empty")
             if issues:
-                result.problems.append(Problem(str(path), row, "; ".join(issues), row_values(values)))
+                result.reject(Problem(str(path), row, "; ".join(issues), row_values(values)))
                 continue
+            result.keep(str(path))
             result.records.append(TrainPair(source, row, Side(query), Side("", image)))
     return result
 
@@ -88,13 +91,24 @@ def scan_vidore_qa(folder: str | Path, check_images: CheckImages = "exists",
     query_ids: dict[str, str] = {}
     fingerprints: dict[str, str] = {}
     for path, table in _tables(parquet_files(folder / "data", "test-*.parquet"), QA_COLUMNS, result):
-        for row, values in enumerate(table.to_pylist()):
-            result.rows_read += 1
-            issue = _qa_row(values, folder, checker, data, query_ids, fingerprints)
+        for row, values, undecodable in table_rows(table):
+            issue = _qa_scan_row(values, undecodable, folder, checker, data, query_ids, fingerprints)
             if issue:
-                result.problems.append(Problem(str(path), row, issue, row_values(values)))
+                result.reject(Problem(str(path), row, issue, row_values(values)))
+            else:
+                result.keep(str(path))
     result.records.append(data)
     return result
+
+
+def _qa_scan_row(values: dict, undecodable: list[str], folder: Path, checker: ImageChecker, data: RetrievalSet,
+                 query_ids: dict[str, str], fingerprints: dict[str, str]) -> str | None:
+    if not undecodable:
+        return _qa_row(values, folder, checker, data, query_ids, fingerprints)
+    if undecodable != ["query"]:
+        return utf8_problem(undecodable)
+    issue = _qa_row({**values, "query": None}, folder, checker, data, query_ids, fingerprints)  # the page alone
+    return f"{utf8_problem(undecodable)}; " + (issue or f"page {values['image_filename']!r} is kept in the corpus")
 
 
 def _qa_row(values: dict, folder: Path, checker: ImageChecker, data: RetrievalSet, query_ids: dict[str, str],
@@ -108,10 +122,13 @@ def _qa_row(values: dict, folder: Path, checker: ImageChecker, data: RetrievalSe
     fingerprint = image.fingerprint()
     if fingerprints.setdefault(filename, fingerprint) != fingerprint:
         return f"duplicate image_filename {filename!r} with a different image"
+    # The page is valid on its own: it stays in the corpus (a distractor for other queries)
+    # even when this row's query is set aside.
+    data.corpus.setdefault(filename, image)
     query = values["query"]
     if query is not None and not str(query).strip():
-        return "query is an empty string (use null for a corpus-only page)"
-    data.corpus.setdefault(filename, image)
+        return (f"query is an empty string (use null for a corpus-only page); page {filename!r} is kept "
+                f"in the corpus, only the query is set aside")
     if query is not None:
         qid = query_ids.setdefault(str(query), str(len(query_ids)))
         data.queries[qid] = str(query)
@@ -125,7 +142,7 @@ def scan_vidore_beir(folder: str | Path, check_images: CheckImages = "exists",
     folder = Path(folder)
     result: ReadResult[RetrievalSet] = ReadResult()
     data = RetrievalSet(name or folder.name, {}, {}, {})
-    tables = {config: _tables(parquet_files(folder / config, "*.parquet"), columns, result)
+    tables = {config: _tables(parquet_files(folder / config, "*.parquet"), columns, result, BEIR_OPTIONAL.get(config))
               for config, columns in BEIR_COLUMNS.items()}
     checker = ImageChecker(check_images)
     _beir_rows(tables["corpus"], result, lambda v: _corpus_row(v, folder, checker, data))
@@ -137,11 +154,12 @@ def scan_vidore_beir(folder: str | Path, check_images: CheckImages = "exists",
 
 def _beir_rows(tables: list[tuple[Path, pa.Table]], result: ReadResult, check) -> None:
     for path, table in tables:
-        for row, values in enumerate(table.to_pylist()):
-            result.rows_read += 1
-            issue = check(values)
+        for row, values, undecodable in table_rows(table):
+            issue = utf8_problem(undecodable) if undecodable else check(values)
             if issue:
-                result.problems.append(Problem(str(path), row, issue, row_values(values)))
+                result.reject(Problem(str(path), row, issue, row_values(values)))
+            else:
+                result.keep(str(path))
 
 
 def _corpus_row(values: dict, folder: Path, checker: ImageChecker, data: RetrievalSet) -> str | None:
@@ -180,7 +198,13 @@ def _qrel_row(values: dict, data: RetrievalSet) -> str | None:
         return f"qrels point to unknown corpus-id {values['corpus-id']!r} (not in corpus)"
     if not isinstance(score, (int, float)) or isinstance(score, bool):
         return f"score must be a number, got {score!r}"
-    data.qrels.setdefault(qid, {})[cid] = float(score)
+    if not math.isfinite(score) or score != int(score):
+        # evaluation's nDCG (trec_eval) takes whole-number grades; catch it here, not after training
+        return f"score must be a whole-number relevance grade, got {score!r}"
+    judged = data.qrels.setdefault(qid, {})
+    if cid in judged:
+        return f"duplicate qrel for query-id {qid} and corpus-id {cid} (score {judged[cid]:g} already given)"
+    judged[cid] = float(score)
     return None
 
 
