@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from metaembed.cli import COMMANDS, build_parser
+import pytest
+import yaml
+
+from metaembed.cli import COMMANDS, build_parser, main
 
 
 def test_every_command_is_reachable_with_help(capsys):
@@ -19,3 +22,13 @@ def test_unknown_command_is_a_usage_error(capsys):
         build_parser().parse_args(["frobnicate"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_params_error_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    del params["loss"]
+    side = tmp_path / "side.yaml"
+    side.write_text(yaml.safe_dump(params))
+    assert main(["train", "--params", str(side)]) == 2
+    err = capsys.readouterr().err
+    assert str(side) in err and "loss" in err and "Traceback" not in err

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from metaembed.config import ParamsError
+
 # (command words, module, one-line help): ("bench", "scoring") becomes `metaembed bench scoring`.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("demo",), "metaembed.commands.demo",
@@ -76,7 +78,11 @@ def _print_redacted(kind, error, trace) -> None:
 def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _print_redacted  # an uncaught error is printed with credentials masked
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except ParamsError as error:  # already names the file, the key and the fix: no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

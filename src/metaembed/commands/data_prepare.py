@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for name, count in report.counts.items():
         extra = f", {count['quarantined_rows']} quarantined" if count["quarantined_rows"] else ""
-        print(f"  {name}: {count['rows_read']} rows read, {count['kept']} kept{extra}")
+        note = f" ({count['note']})" if count.get("note") else ""
+        print(f"  {name}: {count['rows_read']} rows read, {count['kept']} kept{extra}{note}")
+        for file, file_count in count["files"].items():
+            if file_count.get("error"):
+                print(f"    {file}: {file_count['error']}")
     for path in report.ignored:
         print(f"  ignored (no reader recognises it): {path}")
     if report.quarantined_rows:
