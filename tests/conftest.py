@@ -25,6 +25,8 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from metaembed.config import apply_overrides  # noqa: E402
+from metaembed.synth.generate import generate  # noqa: E402
+from metaembed.synth.params import DataParams  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,9 +71,8 @@ def images():
 
 @pytest.fixture(scope="session")
 def prepared_dir(tmp_path_factory) -> Path:
-    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.params import PrepareParams
     from metaembed.data.prepare import run_prepare
-    from metaembed.data.synth import generate
 
     root = tmp_path_factory.mktemp("training-data")
     data = DataParams.model_validate({
@@ -112,3 +113,32 @@ def write_params(tmp_path, prepared_dir, backbone_params):
         return path
 
     return write
+
+
+def small_params(**overrides) -> DataParams:
+    base = {"train": {"rows_per_subset": 12}, "eval": {"queries_per_subset": 6, "candidates": 24},
+            "pages": {"train_docs": 4, "eval_docs": 4}}
+    base.update(overrides)
+    return DataParams.model_validate(base)
+
+
+@pytest.fixture(scope="session")
+def make_params():
+    """Small DataParams (a few rows per subset) with optional top-level overrides."""
+    return small_params
+
+
+@pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "raw"
+    generate(small_params(), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vidore_sample() -> Path:
+    folder = SHARED / "fixtures" / "vidore" / "v1_beir_arxivqa_mini"
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared is absent ({SHARED.resolve()}): the real ViDoRe sample cannot be read")
+    assert folder.is_dir(), f"../shared exists but {folder} does not"
+    return folder

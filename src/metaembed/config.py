@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 if TYPE_CHECKING:
     from metaembed.backbones import BackboneParams
-    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.params import PrepareParams
+    from metaembed.synth.params import DataParams
     from metaembed.evaluation.params import BaselinesParams, EvaluateParams, SweepParams
     from metaembed.model_params import ModelParams
     from metaembed.orchestration.params import PipelineParams
@@ -42,7 +43,7 @@ _MODEL_MODULES = {
     "PretrainParams": "metaembed.pretraining.params",
     "ModelParams": "metaembed.model_params",
     "LossParams": "metaembed.training.params",
-    "DataParams": "metaembed.data.params",
+    "DataParams": "metaembed.synth.params",
     "PrepareParams": "metaembed.data.params",
     "TrackingParams": "metaembed.tracking.params",
     "TrainParams": "metaembed.training.params",

@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def tiny_params(tmp_path, backbone_params) -> Path:
-    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.params import PrepareParams
     from metaembed.data.prepare import run_prepare
-    from metaembed.data.synth import generate
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
 
     data = DataParams.model_validate({"train": {"rows_per_subset": 8},
                                       "eval": {"queries_per_subset": 2, "candidates": 6, "twins_per_query": 3},

@@ -21,10 +21,11 @@ def setup(tmp_path_factory, backbone_params):
     import torch
 
     from metaembed.backbones import load_backbone
-    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.params import PrepareParams
     from metaembed.data.prepare import run_prepare
-    from metaembed.data.synth import generate
     from metaembed.model import MetaEmbed, ModelParams
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
 
     root = tmp_path_factory.mktemp("cli-eval")
     data = DataParams.model_validate({"train": {"rows_per_subset": 4},

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from metaembed.config import ParamsError, load_section, section
-from metaembed.data.params import DataParams, PrepareParams
+from metaembed.data.params import PrepareParams
+from metaembed.synth.params import DataParams
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from metaembed.data.dvc_sync import DataSyncError, DvcRunner, ensure, is_in_sync, pin
-from metaembed.data.synth import generate
+from metaembed.synth.generate import generate
 
 
 @pytest.fixture

@@ -13,9 +13,16 @@ import pytest
 from PIL import Image
 
 from metaembed.data.problems import DataError
-from metaembed.data.readers import vidore
-from metaembed.data.readers import (layout, read_colpali_train, read_mmeb_eval, read_mmeb_train, read_vidore,
-                                     scan_colpali_train, scan_vidore_qa)
+from metaembed.data.readers import (
+    layout,
+    read_colpali_train,
+    read_mmeb_eval,
+    read_mmeb_train,
+    read_vidore,
+    scan_colpali_train,
+    scan_vidore_qa,
+    vidore,
+)
 from metaembed.data.tables import IMAGE_TYPE, write_table
 
 

@@ -17,9 +17,10 @@ VIDORE_SAMPLE = REPO.parent / "shared" / "fixtures" / "vidore" / "v1_beir_arxivq
 
 @pytest.fixture(scope="session")
 def eval_prepared(tmp_path_factory) -> Path:
-    from metaembed.data.params import DataParams, PrepareParams
+    from metaembed.data.params import PrepareParams
     from metaembed.data.prepare import run_prepare
-    from metaembed.data.synth import generate
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
 
     root = tmp_path_factory.mktemp("eval-data")
     data = DataParams.model_validate({"train": {"rows_per_subset": 8},

@@ -23,7 +23,7 @@ QWEN2_VL_SPECIAL_TOKENS = [
 ]
 
 # Prompt words and common English; the generator's own words are added from
-# metaembed.data.vocabulary. BPE learns whole-word tokens for them, which keeps sequences short
+# metaembed.synth.vocabulary. BPE learns whole-word tokens for them, which keeps sequences short
 # on CPU. Other text still encodes (byte-level fallback).
 _CORPUS_WORDS = """
 query describe the image represent given find a an of in on at to with and or is are which what
@@ -121,7 +121,7 @@ def _corpus() -> list[str]:
 
     Repetition weights whole words so they become single tokens; order is fixed for determinism.
     """
-    from metaembed.data.vocabulary import words
+    from metaembed.synth.vocabulary import words
 
     vocabulary = sorted(set(_CORPUS_WORDS) | set(words()))
     corpus = [" ".join(vocabulary)] * 8 + [" ".join(f"{w} {w.capitalize()}" for w in vocabulary)] * 4
@@ -129,7 +129,9 @@ def _corpus() -> list[str]:
 
 
 def _make_processor(tokenizer, spec: TinySpec):
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
 
     from metaembed.backbones.processor import ImageOnlyQwen2VLProcessor
 

@@ -14,8 +14,8 @@ def run(args: argparse.Namespace) -> int:
 
     from metaembed.config import load_section
     from metaembed.data.dvc_sync import DataSyncError, ensure, pinned_path
-    from metaembed.data.params import DataParams
-    from metaembed.data.synth import generate
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
 
     repo = Path.cwd()
     params = load_section("data", DataParams, args.params)

@@ -17,8 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from metaembed.config import load_section
-    from metaembed.data.params import DataParams
-    from metaembed.data.synth import generate
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
 
     params = load_section("data", DataParams, args.params)
     out = Path(args.out or params.out_dir)

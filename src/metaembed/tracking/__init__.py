@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import importlib
 
-_HOMES = {
-    "is_rank_zero": "artifacts", "log_dict_artifact": "artifacts", "log_figure": "artifacts",
-    "plot_loss_curve": "artifacts",
-    "TrackedMLFlowLogger": "lightning", "lightning_logger": "lightning",
-    "flatten_params": "provenance", "run_tags": "provenance",
-    "TrackingParams": "params",
-    "TrackingError": "store", "TrackingServerUnreachable": "store", "configure": "store", "find_run": "store",
-    "resolve_tracking_uri": "store",
+# Full module names, so that tests/test_dvc_deps.py sees every module these names may load.
+_MODULES = {
+    "metaembed.tracking.artifacts": ("is_rank_zero", "log_dict_artifact", "log_figure", "plot_loss_curve"),
+    "metaembed.tracking.lightning": ("TrackedMLFlowLogger", "lightning_logger"),
+    "metaembed.tracking.params": ("TrackingParams",),
+    "metaembed.tracking.provenance": ("flatten_params", "run_tags"),
+    "metaembed.tracking.store": ("TrackingError", "TrackingServerUnreachable", "configure", "find_run",
+                                 "resolve_tracking_uri"),
 }
+_HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted(_HOMES)
 
@@ -28,4 +29,4 @@ __all__ = sorted(_HOMES)
 def __getattr__(name: str):
     if name not in _HOMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -11,9 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaembed.data.params import PageParams, SceneParams
-from metaembed.data.render import COLOUR_INDEX, INK_INDEX, PAPER_INDEX, draw_text, paste, shape_mask
-from metaembed.data.vocabulary import PAGE_WORDS, TOPICS
+from metaembed.synth.params import PageParams, SceneParams
+from metaembed.synth.render import (
+    COLOUR_INDEX,
+    INK_INDEX,
+    PAPER_INDEX,
+    draw_text,
+    paste,
+    shape_mask,
+)
+from metaembed.synth.vocabulary import PAGE_WORDS, TOPICS
 
 REGIONS_PER_PAGE = 4
 

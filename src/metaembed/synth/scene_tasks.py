@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from metaembed.data import templates as t
-from metaembed.data.render import render_crop, render_scene
-from metaembed.data.scenes import Obj, Scene, World
+from metaembed.synth.render import render_crop, render_scene
+from metaembed.synth.scenes import Obj, Scene, World
 
 # MMEB's four meta-tasks, for the dataset card and the manifests.
 META_TASKS = {

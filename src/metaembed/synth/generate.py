@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from metaembed.data import chance
-from metaembed.data.card import render_card
-from metaembed.data.mmeb_synth import write_eval_subset, write_train_subset
-from metaembed.data.params import DataParams
-from metaembed.data.scene_tasks import META_TASKS, TASKS, Level
-from metaembed.data.scenes import World, pick_heldout
-from metaembed.data.vidore_synth import write_vidore
+from metaembed.synth.card import render_card
+from metaembed.synth.mmeb import write_eval_subset, write_train_subset
+from metaembed.synth.params import DataParams
+from metaembed.synth.scene_tasks import META_TASKS, TASKS, Level
+from metaembed.synth.scenes import World, pick_heldout
+from metaembed.synth.vidore import write_vidore
 
 SUMMARY_FILE = "synth.json"
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metaembed.data.font import text_mask, text_width
-from metaembed.data.png import encode_palette_png
+from metaembed.synth.font import text_mask, text_width
+from metaembed.synth.png import encode_palette_png
 
 PALETTE = [(i, 255 - i, (7 * i) % 256) for i in range(24)]
 

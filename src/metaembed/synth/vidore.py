@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from metaembed.data import templates as t
-from metaembed.data.pages import Page, render_page, sample_documents
-from metaembed.data.params import DataParams
-from metaembed.data.render import png
-from metaembed.data.seeding import item_rng
 from metaembed.data.tables import IMAGE_TYPE, write_table
+from metaembed.synth.pages import Page, render_page, sample_documents
+from metaembed.synth.params import DataParams
+from metaembed.synth.render import png
+from metaembed.synth.seeding import item_rng
 
 SOURCE = "synthetic_reports"
 MODEL = "metaembed-synth"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from metaembed.data.params import SceneParams
-from metaembed.data.vocabulary import SIGN, SIZES, position_names
+from metaembed.synth.params import SceneParams
+from metaembed.synth.vocabulary import SIGN, SIZES, position_names
 
 ATTRIBUTES = ("colour", "shape", "size", "position", "word")
 

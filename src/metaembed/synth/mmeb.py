@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from metaembed.data.render import png
-from metaembed.data.scene_tasks import Case, Item, Level, SceneTask
-from metaembed.data.seeding import item_rng
 from metaembed.data.tables import write_table
+from metaembed.synth.render import png
+from metaembed.synth.scene_tasks import Case, Item, Level, SceneTask
+from metaembed.synth.seeding import item_rng
 
 TRAIN_TWINS = 5  # twins drawn per training row; its hard negative is one of them
 

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaembed.data.scene_tasks import TASKS, Level
-from metaembed.data.scenes import Obj, Scene, World, pick_heldout
-from metaembed.data.synth import generate
+from metaembed.synth.generate import generate
+from metaembed.synth.scene_tasks import TASKS, Level
+from metaembed.synth.scenes import Obj, Scene, World, pick_heldout
 
 
 def _tree(root):
@@ -144,7 +144,7 @@ def test_card_and_summary_report_chance_levels(raw_dir):
 
 
 def test_vocabulary_covers_every_word_of_the_generated_english_text(raw_dir):
-    from metaembed.data.vocabulary import words
+    from metaembed.synth.vocabulary import words
 
     known = set(words())
     texts = []

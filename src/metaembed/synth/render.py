@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaembed.data.font import text_mask, text_width
-from metaembed.data.png import encode_palette_png
-from metaembed.data.scenes import Obj, Scene
-from metaembed.data.vocabulary import COLOURS, INK, PAPER, SCENE_BACKGROUNDS, SIGN
+from metaembed.synth.font import text_mask, text_width
+from metaembed.synth.png import encode_palette_png
+from metaembed.synth.scenes import Obj, Scene
+from metaembed.synth.vocabulary import COLOURS, INK, PAPER, SCENE_BACKGROUNDS, SIGN
 
 PALETTE: list[tuple[int, int, int]] = [*SCENE_BACKGROUNDS, INK, PAPER, *COLOURS.values()]
 INK_INDEX = len(SCENE_BACKGROUNDS)
