@@ -264,13 +264,13 @@ def test_the_closure_follows_lazy_imports_and_package_inits():
 
 
 def test_a_missing_or_unused_dep_is_named_with_the_line_to_change():
-    stage = {"cmd": "metaembed sweep --no-progress",
+    stage = {"cmd": "metaembed evaluate --no-progress",
              "deps": ["data/prepared", "src/metaembed/evaluation", "src/metaembed/scoring.py"]}
-    found = "\n".join(problems("sweep", stage))
-    assert "stage sweep: metaembed.commands.sweep (src/metaembed/commands/sweep.py, the stage's command " \
-           "module) is not a dep: add `      - src/metaembed/commands/sweep.py` to stages.sweep.deps" in found
-    assert "dep src/metaembed/evaluation covers modules `metaembed.commands.sweep` never imports" in found
-    assert "src/metaembed/evaluation/baselines.py" in found
+    found = "\n".join(problems("evaluate", stage))
+    assert "stage evaluate: metaembed.commands.evaluate (src/metaembed/commands/evaluate.py, the stage's command " \
+           "module) is not a dep: add `      - src/metaembed/commands/evaluate.py` to stages.evaluate.deps" in found
+    assert "dep src/metaembed/evaluation covers modules `metaembed.commands.evaluate` never imports" in found
+    assert "src/metaembed/evaluation/sweep.py" in found
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from metaembed.config import parse_override
-    from metaembed.evaluation.baselines import BaselinesOptions, run_baselines
+    from metaembed.experiments.baselines import BaselinesOptions, run_baselines
 
     options = BaselinesOptions(
         params_path=args.params,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from metaembed.config import ParamsError
-from metaembed.evaluation import baselines
+from metaembed.experiments import baselines
 
 
 def test_each_run_gets_its_seed_and_its_own_folders(tmp_path):
