@@ -145,7 +145,7 @@ def _with_pareto(rows: list[BudgetRow], metric: str) -> list[BudgetRow]:
 
 
 def _gate(params: SweepParams):
-    from metaembed.benchmarks.scoring import QuietGate
+    from metaembed.timing import QuietGate
 
     return QuietGate(params.latency.quiet_wait_s, 0.1) if params.latency.quiet_wait_s > 0 else None
 
