@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from pydantic import BaseModel
 
 from metaembed.config import ParamsError, section
+from metaembed.orchestration.server import stop_server
 from metaembed.tracking import (
     TrackingError,
     TrackingParams,
@@ -329,18 +329,6 @@ def wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float
     pytest.fail(f"mlflow server not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def stop(server: subprocess.Popen) -> None:
-    # The server runs uvicorn as a child process: signal the whole session we started.
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 def search_runs_over_rest(url: str, experiment_id: str, run_name: str) -> list[dict]:
     body = json.dumps({"experiment_ids": [experiment_id], "filter": f"attributes.run_name = '{run_name}'"})
     request = urllib.request.Request(
@@ -381,4 +369,4 @@ def test_logging_through_a_tracking_server(tmp_path, monkeypatch):
         assert [p.name for p in (tmp_path / "art").rglob("loss_curve.png")] == ["loss_curve.png"]
         assert not (tmp_path / "mlflow.db").exists()
     finally:
-        stop(server)
+        stop_server(server)
