@@ -268,7 +268,7 @@ def test_a_bare_string_is_refused_not_read_letter_by_letter(make_model, side, tm
 def test_a_decompression_bomb_names_the_input_and_the_limit(make_model, tmp_path, monkeypatch):
     from PIL import Image
 
-    from metaembed.batching import ImageDecodeError
+    from metaembed.images import ImageDecodeError
 
     path = tmp_path / "bomb.png"
     Image.new("L", (64, 64)).save(path)  # compresses to almost nothing, like a real bomb
@@ -313,12 +313,12 @@ def test_images_without_a_fixed_range_are_refused(make_model):
     import numpy as np
     from PIL import Image
 
-    from metaembed.batching import ImageDecodeError
+    from metaembed.images import ImageDecodeError
 
     model = make_model(num_query_meta=2, num_candidate_meta=2)
     floats = Image.fromarray(np.ones((32, 32), dtype=np.float32))
-    with pytest.raises(ImageDecodeError, match="candidate 1: .*float.*8-bit"):
+    with pytest.raises(ImageDecodeError, match="candidate 1: .*float.*8- or 16-bit"):
         model.encode_candidates(["a", "b"], [None, floats])
     wide = Image.fromarray(np.full((32, 32), 70000, dtype=np.int32))
-    with pytest.raises(ImageDecodeError, match="query 0: .*outside 0..65535"):
+    with pytest.raises(ImageDecodeError, match="query 0: .*outside the 16-bit range"):
         model.encode_queries(images=[wide])

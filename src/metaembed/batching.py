@@ -1,46 +1,17 @@
 """Lists of texts and images -> left-padded backbone inputs for one side.
 
 This is the part of batching every caller shares (encoding, training collators, evaluation):
-prompt templates, the backbone's image marker, image decoding with clear errors, and the
+prompt templates, the backbone's image marker, images decoded by `metaembed.images`, and the
 per-image visual-token bound the processor enforces (min/max pixels).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
+from metaembed.images import ImageDecodeError, ImageLike, load_image  # noqa: F401 (re-exported)
 from metaembed.prompts import Side, check_side, format_prompt
-
-ImageLike = Union[Image.Image, str, Path, bytes, dict, None]
-
-
-class ImageDecodeError(ValueError):
-    """An image could not be read; the message names its source."""
-
-
-def load_image(image: ImageLike, where: str = "image") -> Image.Image | None:
-    """Open a path, raw bytes, a {'bytes'|'path'} record (HF Image) or a PIL image, as RGB."""
-    if image is None:
-        return None
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, dict):  # how `datasets` stores an Image feature
-        data, path = image.get("bytes"), image.get("path")
-        return load_image(data if data is not None else path, where)
-    source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else Path(image)
-    label = f"{len(image)} bytes" if isinstance(image, (bytes, bytearray)) else str(image)
-    try:
-        with Image.open(source) as opened:
-            return opened.convert("RGB")
-    except FileNotFoundError:
-        raise ImageDecodeError(f"{where}: image file not found: {label}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ImageDecodeError(f"{where}: cannot decode image ({label}): {error}") from None
 
 
 def image_marker(processor: Any) -> str:

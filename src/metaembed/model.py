@@ -11,13 +11,11 @@ and `tokens` (every non-padding output token, with a mask).
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -27,7 +25,7 @@ from torch import nn
 
 from metaembed import centering
 from metaembed.backbones import Backbone, BackboneParams, load_backbone
-from metaembed.batching import ImageDecodeError, ImageLike, build_batch, load_image
+from metaembed.batching import ImageLike, build_batch, load_image
 from metaembed.model_params import LoraParams, ModelParams  # noqa: F401 (re-exported)
 from metaembed.prompts import Side, check_side
 
@@ -102,7 +100,7 @@ class MetaEmbed(nn.Module):
         _refuse_bare(side, "texts", texts)
         _refuse_bare(side, "images", images)
         if images is not None:
-            images = [_read_image(image, f"{side} {index}") for index, image in enumerate(images)]
+            images = [load_image(image, f"{side} {index}") for index, image in enumerate(images)]
         batch = build_batch(self.processor, side, texts, images)
         return self(side, **batch, budget=budget)
 
@@ -402,51 +400,3 @@ def _refuse_bare(side: Side, name: str, value: object) -> None:
         )
 
 
-def _read_image(image: ImageLike, where: str) -> Image.Image | None:
-    """`batching.load_image`, with the two cases it gets wrong handled here.
-
-    A decompression bomb (more pixels than PIL.Image.MAX_IMAGE_PIXELS allows) is refused naming
-    the input; 16-bit greyscale, which `convert("RGB")` clips so that most pixels turn white,
-    is scaled to 8 bits first.
-    """
-    if isinstance(image, dict):  # how `datasets` stores an Image feature
-        image = image.get("bytes") if image.get("bytes") is not None else image.get("path")
-    try:
-        opened = _open(image) if isinstance(image, (str, Path, bytes, bytearray)) else image
-    except Image.DecompressionBombError as error:
-        label = f"{len(image)} bytes" if isinstance(image, (bytes, bytearray)) else str(image)
-        raise ImageDecodeError(
-            f"{where}: {label}: {error} Shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust its source"
-        ) from None
-    if isinstance(opened, Image.Image):
-        opened = _eight_bit(opened, where)
-    return load_image(opened, where)
-
-
-def _open(source: str | Path | bytes | bytearray) -> Image.Image | str | Path | bytes | bytearray:
-    """The decoded image, or `source` itself when PIL cannot read it (load_image then says why)."""
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as opened:
-            opened.load()
-            return opened
-    except Image.DecompressionBombError:
-        raise
-    except Exception:  # noqa: BLE001 - load_image reports unreadable inputs by name
-        return source
-
-
-def _eight_bit(image: Image.Image, where: str) -> Image.Image:
-    if image.mode == "F":
-        raise ImageDecodeError(
-            f"{where}: a 32-bit float image has no fixed range of grey levels; convert it to 8-bit (L or RGB) first"
-        )
-    # I;16, I;16B, ... and I (how older Pillow opened 16-bit PNGs): grey levels read as 0..65535.
-    if not image.mode.startswith("I"):
-        return image
-    levels = np.asarray(image)
-    if levels.min() < 0 or levels.max() > 65535:
-        raise ImageDecodeError(
-            f"{where}: {image.mode} image has grey levels outside 0..65535 "
-            f"({levels.min()}..{levels.max()}); scale it to 8-bit (L or RGB) first"
-        )
-    return Image.fromarray(np.round(levels.astype(np.float32) / 257).astype(np.uint8))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -72,9 +73,8 @@ def test_load_accepts_a_saved_folder_and_names_a_wrong_one(saved_models, tmp_pat
         metaembed.load(tmp_path)
 
 
-def _stored_python_model(project) -> "Path":
+def _stored_python_model(project) -> Path:
     """The pyfunc file stored with version 1, in the store's own artifact folder."""
-    from pathlib import Path
     from urllib.parse import urlsplit
 
     source = project.client().get_model_version_download_uri(project.model_name, "1")

@@ -1,7 +1,9 @@
-"""Killed trainings resume; torn checkpoints are skipped; a diverging loss stops with a clear error."""
+"""Killed trainings resume on exactly the batches, and to the weights, of an uninterrupted run; torn
+checkpoints are skipped; a diverging loss stops with a clear error."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -10,9 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
+from metaembed.pretraining.module import CaptionModule
+from metaembed.pretraining.run import PretrainConfig, pretrain
 from metaembed.training.run import TrainConfig, train
 
 
@@ -86,3 +93,114 @@ def test_a_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_check
     assert kept, "a checkpoint from before the divergence is kept"
     state = torch.load(kept[-1], map_location="cpu", weights_only=True)
     assert all(torch.isfinite(t).all() for t in state["state_dict"].values() if t.is_floating_point())
+
+
+class _Crash(RuntimeError):
+    """Stands in for a kill: the process dies between two checkpoints."""
+
+
+def _digest(batch: dict) -> str:
+    ids = batch["query"]["input_ids"] if "query" in batch else batch["input_ids"]
+    return hashlib.sha1(ids.numpy().tobytes()).hexdigest()[:12]
+
+
+class _BatchLog(L.Callback):
+    """(global step, digest of its batch) for every optimiser step; raises at `crash_at`."""
+
+    def __init__(self, crash_at: int | None = None):
+        self.crash_at, self.seen = crash_at, []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == self.crash_at:
+            raise _Crash(f"killed at step {self.crash_at}")
+        self.seen.append((trainer.global_step, _digest(batch)))
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    files = sorted(folder.rglob("*.safetensors"))
+    assert files, f"no weights saved under {folder}"
+    return {f"{path.relative_to(folder)}:{key}": value for path in files for key, value in load_file(path).items()}
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"{len(different)} tensors differ from the uninterrupted run, e.g. {different[:3]}"
+
+
+# 8 steps, a checkpoint every 3, killed at step 5: the resume starts mid-epoch at step 3.
+_RESUME = {"train.max_steps": 8, "train.checkpoint_every_n_steps": 3, "train.val_every_n_steps": 100,
+           "train.accelerator": "cpu"}
+# LoRA's dropout draws from the global random stream: a resume must continue it, and the loaders
+# it recreates must not draw from it.
+_DROPOUT = {"model.lora": {"enabled": True, "r": 4, "alpha": 4, "dropout": 0.5,
+                           "target_modules": ["q_proj", "v_proj"]}}
+
+
+@pytest.mark.parametrize("overrides", [{}, _DROPOUT], ids=["full", "lora-dropout"])
+def test_a_resumed_training_sees_the_batches_and_ends_with_the_weights_of_an_uninterrupted_one(
+        write_params, tmp_path, monkeypatch, overrides):
+    for name in ("clean", "killed"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    clean = _BatchLog()
+    train(TrainConfig.from_file(write_params(_RESUME | overrides, name="clean/params.yaml")), tmp_path,
+          callbacks=[clean])
+    assert [step for step, _ in clean.seen] == list(range(8))
+
+    killed = TrainConfig.from_file(write_params(_RESUME | overrides, name="killed/params.yaml"))
+    with pytest.raises(_Crash):
+        train(killed, tmp_path, callbacks=[_BatchLog(crash_at=5)])
+    assert not (tmp_path / "killed" / "model").exists()
+    resumed = _BatchLog()
+    report = train(killed, tmp_path, callbacks=[resumed])
+
+    assert report["metrics"]["steps"] == 8
+    assert resumed.seen == clean.seen[3:], "the resumed run trains on steps 3..7 of the uninterrupted one, once each"
+    _assert_same_weights(_weights(tmp_path / "killed" / "model"), _weights(tmp_path / "clean" / "model"))
+
+
+@pytest.fixture
+def pretrain_at(write_params):
+    def write(name: str) -> PretrainConfig:
+        path = write_params(name=f"{name}/params.yaml")
+        params = yaml.safe_load(path.read_text())
+        base = path.parent
+        params["pretrain"] = {
+            "max_steps": 8, "warmup_steps": 1, "batch_size": 4, "heldout_captions": 4, "num_threads": 1,
+            "accelerator": "cpu", "val_every_n_steps": 100, "checkpoint_every_n_steps": 3,
+            "output_dir": str(base / "backbone"), "report_dir": str(base / "report-pretrain"),
+            "checkpoint_dir": str(base / "checkpoints-pretrain"),
+        }
+        path.write_text(yaml.safe_dump(params))
+        return PretrainConfig.from_file(path)
+
+    return write
+
+
+def test_a_resumed_pretraining_sees_the_batches_and_ends_with_the_weights_of_an_uninterrupted_one(
+        pretrain_at, tmp_path, monkeypatch):
+    for name in ("clean", "killed"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    log = _BatchLog()
+    original = CaptionModule.training_step
+
+    def logged_step(module, batch, batch_idx):
+        log.on_train_batch_start(module.trainer, module, batch, batch_idx)
+        return original(module, batch, batch_idx)
+
+    monkeypatch.setattr(CaptionModule, "training_step", logged_step)
+    pretrain(pretrain_at("clean"), tmp_path)
+    clean = log.seen
+    assert [step for step, _ in clean] == list(range(8))
+
+    killed = pretrain_at("killed")
+    log.crash_at, log.seen = 5, []
+    with pytest.raises(_Crash):
+        pretrain(killed, tmp_path)
+    log.crash_at, log.seen = None, []
+    pretrain(killed, tmp_path)
+
+    assert log.seen == clean[3:], "the resumed run trains on steps 3..7 of the uninterrupted one, once each"
+    _assert_same_weights(_weights(tmp_path / "killed" / "backbone"), _weights(tmp_path / "clean" / "backbone"))

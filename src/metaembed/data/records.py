@@ -33,54 +33,20 @@ class ImageRef:
         """The decoded image in 8-bit RGB (Pillow imported here: readers stay light without it)."""
         from PIL import Image
 
+        from metaembed.images import to_rgb
+
         source = io.BytesIO(self.data) if self.data is not None else self.path
         with Image.open(source) as image:
             return to_rgb(image)
 
     def as_input(self) -> str | bytes:
-        """What `metaembed.batching.load_image` accepts."""
+        """What `metaembed.images.load_image` accepts."""
         return self.data if self.data is not None else str(self.path)
 
     def fingerprint(self) -> str:
         if self.data is not None:
             return "sha1:" + hashlib.sha1(self.data).hexdigest()
         return "path:" + str(self.path)
-
-
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def to_rgb(image):
-    """A Pillow image as 8-bit RGB, without the silent losses of a bare `convert("RGB")`.
-
-    Pillow clips 16- and 32-bit grey ("I;16", "I") to 255 instead of scaling, so a 16-bit scan
-    turns white; those are scaled from their 16-bit range. 32-bit values beyond it and float
-    images have no known range and are refused. Transparent pixels are laid on white, as
-    transformers' `convert_to_rgb` does: dropping alpha shows whatever colour the encoder left
-    under them, often black.
-    """
-    from PIL import Image
-
-    if image.mode in _SIXTEEN_BIT or image.mode == "I":
-        image = _grey_to_8bit(image)
-    elif image.mode == "F":
-        raise ValueError("32-bit float image: its value range is unknown; save it as 8- or 16-bit")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def _grey_to_8bit(image):
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.asarray(image)
-    if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
-        raise ValueError(f"{image.mode} image with values {pixels.min()}..{pixels.max()}, outside the 16-bit range "
-                         f"0..65535 that could be scaled to 8 bits; save it as 8- or 16-bit")
-    scaled = (pixels.astype(np.uint32) * 255 + 32767) // 65535  # rounded; 65535 * 255 fits in 32 bits
-    return Image.fromarray(scaled.astype(np.uint8))
 
 
 @dataclass(frozen=True)

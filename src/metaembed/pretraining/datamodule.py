@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from metaembed.data.sampler import PreparedTrainSet
 from metaembed.pretraining.captions import Caption, CaptionCollator, captions, split_heldout
 from metaembed.pretraining.params import PretrainParams
+from metaembed.training.determinism import loader_generator
 
 
 class StepBatches:
@@ -28,7 +29,8 @@ class StepBatches:
         self.per_epoch = size // batch_size
 
     def __len__(self) -> int:
-        return max(0, self.total_steps - self.start)
+        # The whole run, not what is left: see training.datamodule.RankSlice.
+        return self.total_steps
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.total_steps):
@@ -62,10 +64,12 @@ class CaptionDataModule(L.LightningDataModule):
         start = self.trainer.global_step if self.trainer else 0
         steps = StepBatches(len(self.train_set), self.params.batch_size, self.params.max_steps, self.params.seed, start)
         return DataLoader(self.train_set, batch_sampler=steps, collate_fn=self.collate,
-                          num_workers=self.params.num_workers, persistent_workers=self.params.num_workers > 0)
+                          num_workers=self.params.num_workers, persistent_workers=self.params.num_workers > 0,
+                          generator=loader_generator(self.params.seed))
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.heldout, batch_size=64, collate_fn=self.collate)
+        return DataLoader(self.heldout, batch_size=64, collate_fn=self.collate,
+                          generator=loader_generator(self.params.seed))
 
 
 def _without(examples: list[Caption], excluded: list[str]) -> list[Caption]:

@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from metaembed.pretraining.params import PretrainParams
+from metaembed.training.determinism import restore_rng_state, rng_state
 from metaembed.training.schedule import adamw_warmup_cosine
 
 
@@ -49,3 +50,10 @@ class CaptionModule(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self.model.named_parameters(), self.params)
+
+    # A resumed run continues the random stream (dropout) where the checkpoint left it.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_rng_state(checkpoint.get("rng_state"))

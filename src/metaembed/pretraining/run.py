@@ -14,16 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from metaembed.backbones import BackboneParams, load_backbone
 from metaembed.config import load_root, prepared_dir
 from metaembed.pretraining.datamodule import CaptionDataModule
 from metaembed.pretraining.module import CaptionModule
 from metaembed.pretraining.params import PretrainParams
-from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.tracking import (
+    TrackingParams,
+    lightning_logger,
+    plot_loss_curve,
+    run_tags,
+)
 from metaembed.tracking.provenance import CODE_ROOT
 from metaembed.training import checkpoints
+from metaembed.training.determinism import make_deterministic
 from metaembed.training.strategy import precision
 
 
@@ -54,9 +59,7 @@ def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
     """Pretrain, save the backbone folder, and return the metrics written for DVC."""
     started = time.perf_counter()
     params = config.pretrain
-    if params.num_threads:
-        torch.set_num_threads(params.num_threads)
-    L.seed_everything(params.seed, workers=True, verbose=False)
+    make_deterministic(params.seed, params.num_threads, params.accelerator)
     backbone = load_backbone(config.backbone, with_lm_head=True, name_or_path=params.base)
     module = CaptionModule(backbone.model.train(), params)
     data = CaptionDataModule(config.prepared, backbone.processor, params)

@@ -24,6 +24,7 @@ from metaembed.data.collator import PairCollator, encode_sides
 from metaembed.data.manifests import load_index, read_mmeb_eval
 from metaembed.data.records import EvalQuery
 from metaembed.data.sampler import MixtureBatchSampler, PreparedTrainSet
+from metaembed.training.determinism import loader_generator
 from metaembed.training.params import TrainParams
 
 
@@ -36,7 +37,9 @@ class RankSlice:
         self.sampler, self.start, self.rank, self.world = sampler, start, rank, world
 
     def __len__(self) -> int:
-        return max(0, self.sampler.total_steps - self.start)
+        # The whole run, not what is left: a resumed Lightning epoch counts the restored steps as
+        # done, so a shorter length ends the epoch early and the next one replays from `start`.
+        return self.sampler.total_steps
 
     def __iter__(self) -> Iterator[list[int]]:
         share = self.sampler.batch_size // self.world
@@ -64,6 +67,7 @@ class PreparedDataModule(L.LightningDataModule):
             collate_fn=_TrainCollator(self.processor, self.params.hard_negatives),
             num_workers=self.params.num_workers,
             persistent_workers=self.params.num_workers > 0,
+            generator=loader_generator(self.params.seed),
         )
 
     def calibration_batches(self) -> Iterator[tuple[str, dict]]:
@@ -91,7 +95,8 @@ class PreparedDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         queries = validation_queries(self.prepared, self.params.val_queries, self.params.val_candidates, self.params.seed)
-        return DataLoader(queries, batch_size=None, collate_fn=_ValidationCollator(self.processor))
+        return DataLoader(queries, batch_size=None, collate_fn=_ValidationCollator(self.processor),
+                          generator=loader_generator(self.params.seed))
 
 
 def validation_queries(prepared: Path, count: int, candidates: int, seed: int) -> list[EvalQuery]:

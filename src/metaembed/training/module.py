@@ -7,6 +7,9 @@ own candidate list and reports Precision@1 at a small budget and at the full one
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -17,12 +20,76 @@ from metaembed.metrics import precision_at_1
 from metaembed.model import MetaEmbed
 from metaembed.scoring import maxsim
 from metaembed.training.datamodule import negatives_per_query
+from metaembed.training.determinism import restore_rng_state, rng_state
 from metaembed.training.params import LossParams, TrainParams
 from metaembed.training.schedule import adamw_warmup_cosine
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+
+
+class TrainingCollapsedError(RuntimeError):
+    """Every embedding fell onto one point: the model scores every candidate alike (chance)."""
+
+
+
+class CollapseWatch:
+    """Stops a run whose embeddings collapsed, before evaluation, sweeps and registration use it.
+
+    A step looks collapsed when every group's loss lies within `margin` nats of the chance loss
+    ln(candidates per query) and the embeddings' spread (mean squared distance of a side's unit
+    vectors from their batch mean, per vector slot; 0 when all are one point, about 1 when they
+    point anywhere) is below `min_spread` on one side. Both must hold for `window` steps in a row
+    after warm-up: near-chance loss alone is normal early on, a small spread alone is not an error.
+    """
+
+    def __init__(self, window: int, after_step: int, margin: float = 0.05, min_spread: float = 0.01):
+        self.window, self.after_step, self.margin, self.min_spread = window, after_step, margin, min_spread
+        self.recent: deque[tuple[int, float, float, float]] = deque(maxlen=max(window, 1))
+
+    def armed(self, step: int) -> bool:
+        return self.window > 0 and step >= self.after_step
+
+    def update(self, step: int, chance: float, worst_gap: float, spread: float) -> None:
+        """Record one step (worst_gap: the largest |group loss - chance|); raise once collapsed."""
+        if worst_gap > self.margin or spread > self.min_spread:
+            self.recent.clear()
+            return
+        self.recent.append((step, chance, worst_gap, spread))
+        if len(self.recent) == self.window:
+            raise TrainingCollapsedError(self.message())
+
+    def message(self) -> str:
+        steps, chance = f"{self.recent[0][0]}-{self.recent[-1][0]}", self.recent[-1][1]
+        gap, spread = max(r[2] for r in self.recent), max(r[3] for r in self.recent)
+        return (
+            f"training collapsed: at steps {steps} every loss group stayed within {gap:.3g} nats of chance "
+            f"(ln of {math.exp(chance):.3g} candidates per query = {chance:.3f}) and the embeddings' spread was "
+            f"at most {spread:.2g} (0: one point, 1: spread evenly): every input maps to one point and retrieval "
+            "is at chance. No model is saved. Try a lower train.lr, a larger model.projection_dim (or null), "
+            "model.centering: true, or a higher loss.temperature (a changed configuration starts afresh, not "
+            "from these checkpoints)"
+        )
+
+
+def embedding_spread(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over vector slots of the batch's mean squared distance from the slot's batch mean
+    (masked vectors left out; slots with fewer than two real vectors ignored)."""
+    weight = mask.to(vectors.dtype).unsqueeze(-1)  # [B, R, 1]
+    count = weight.sum(dim=0)  # [R, 1]
+    mean = (vectors * weight).sum(dim=0) / count.clamp(min=1)
+    squared = ((vectors - mean).pow(2) * weight).sum(dim=(0, 2)) / count.squeeze(-1).clamp(min=1)
+    usable = count.squeeze(-1) >= 2
+    return squared[usable].mean() if bool(usable.any()) else vectors.new_ones(())
+
+
+def chance_loss(num_queries: int, num_positives: int, negative_mask: torch.Tensor | None) -> torch.Tensor:
+    """InfoNCE when every candidate scores the same: mean over queries of ln(candidates it faces)."""
+    candidates = torch.full((num_queries,), float(num_positives))
+    if negative_mask is not None:
+        candidates = candidates + negative_mask.reshape(num_queries, -1).any(dim=-1).float().cpu()
+    return candidates.log().mean()
 
 
 class MetaEmbedModule(L.LightningModule):
@@ -34,6 +101,8 @@ class MetaEmbedModule(L.LightningModule):
         self.loss_fn = None if model.params.pooling == "tokens" else self._fixed_loss()
         self._val_budgets = _val_budgets(model, train)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
+        window = train.collapse_window
+        self.collapse = CollapseWatch(window, after_step=train.warmup_steps)
 
     # ---- training ---------------------------------------------------------------------------
 
@@ -62,7 +131,23 @@ class MetaEmbedModule(L.LightningModule):
             self.log(f"train/loss_{name}", value, batch_size=size, sync_dist=True)
         self.log("train/offset_penalty", offset, batch_size=size, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
+        self._watch_collapse(output, query, query_mask, positive, positive_mask, negative_mask)
         return loss
+
+    def _watch_collapse(self, output, query, query_mask, positive, positive_mask, negative_mask) -> None:
+        """Log the embeddings' spread and feed CollapseWatch (after warm-up): a few reductions."""
+        with torch.no_grad():
+            spread = torch.minimum(embedding_spread(query, query_mask), embedding_spread(positive, positive_mask))
+        self.log("train/embedding_spread", spread, batch_size=query.shape[0], sync_dist=True)
+        if not self.collapse.armed(self.global_step):
+            return
+        world = self.trainer.world_size
+        chance = chance_loss(query.shape[0], query.shape[0] * world, negative_mask)
+        gap = (output.group_losses - chance.to(output.group_losses.device)).abs().max()
+        stats = torch.stack([gap.float(), spread.float()])
+        if world > 1:  # every rank must reach the same verdict, or the others hang in the next step
+            stats = self.trainer.strategy.reduce(stats, reduce_op="mean")
+        self.collapse.update(self.global_step, float(chance), *stats.tolist())
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self.model.named_parameters(), self.train_params)
@@ -78,6 +163,13 @@ class MetaEmbedModule(L.LightningModule):
         # Token-level baseline: every token of the batch, one full group sized to this batch.
         r_q, r_c = query.shape[1], candidates.shape[1]
         return _make_loss(self.loss_params, r_q, r_c, [(r_q, r_c, 1.0)])
+
+    # A resumed run continues the random stream (dropout) where the checkpoint left it.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_rng_state(checkpoint.get("rng_state"))
 
     # ---- validation -------------------------------------------------------------------------
 

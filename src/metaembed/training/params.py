@@ -67,6 +67,9 @@ class TrainParams(LoopParams):
     # model.centering: the last N training batches measure the inference means (before every
     # validation and before saving).
     calibration_batches: int = Field(16, gt=0)
+    # Steps in a row after warm-up whose loss sits at chance with near-zero embedding spread before
+    # training stops as collapsed (training.module); 0 turns the check off.
+    collapse_window: int = Field(20, ge=0)
     val_every_n_steps: int = Field(100, gt=0)
     checkpoint_every_n_steps: int = Field(50, gt=0)
     val_queries: int = Field(96, gt=0)

@@ -11,16 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from metaembed.backbones import BackboneParams, load_backbone
 from metaembed.config import load_root, prepared_dir
 from metaembed.model import MetaEmbed, ModelParams
 from metaembed.stage_outputs import TrainReport
-from metaembed.tracking import TrackingParams, lightning_logger, plot_loss_curve, run_tags
+from metaembed.tracking import (
+    TrackingParams,
+    lightning_logger,
+    plot_loss_curve,
+    run_tags,
+)
 from metaembed.tracking.provenance import CODE_ROOT
 from metaembed.training import checkpoints
 from metaembed.training.datamodule import PreparedDataModule
+from metaembed.training.determinism import make_deterministic
 from metaembed.training.module import MetaEmbedModule
 from metaembed.training.params import LossParams, TrainParams
 from metaembed.training.strategy import precision, strategy
@@ -59,9 +64,7 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
     """
     started = time.perf_counter()
     params = config.train
-    if params.num_threads:
-        torch.set_num_threads(params.num_threads)
-    L.seed_everything(params.seed, workers=True, verbose=False)
+    make_deterministic(params.seed, params.num_threads, params.accelerator)
     backbone = load_backbone(config.backbone)
     model = MetaEmbed(backbone, config.model, config.backbone).train()  # from_pretrained leaves eval mode
     module = MetaEmbedModule(model, params, config.loss)
@@ -86,7 +89,6 @@ def train(config: TrainConfig, root: str | Path = ".", callbacks: list | None = 
         log_every_n_steps=max(1, min(10, params.max_steps // 4)),
         logger=logger,
         callbacks=[checkpoints.checkpointing(resume.directory, params.checkpoint_every_n_steps), *(callbacks or [])],
-        deterministic=False,
     )
     if trainer.is_global_zero:
         logger.log_hyperparams({name: getattr(config, name).model_dump(mode="json") for name in SECTIONS})

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from metaembed.config import ParamsError, load_params, prepared_dir, section, validate_params
+from metaembed.training.module import NonFiniteLossError, TrainingCollapsedError
 from metaembed.tuning.params import TuneParams
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -178,8 +179,10 @@ def run_study(options: TuneOptions) -> dict:
         print("params.yaml's loss.groups/temperature/train.lr lie outside tune.space: not enqueued as a baseline")
     context = build_context(options, base, tune, parent, ladder)
     if options.trials:
+        # A trial whose training collapsed or diverged is marked FAIL (with its message); the study goes on.
         study.optimize(lambda trial: run_trial(trial, context), n_trials=options.trials,
-                       timeout=options.timeout_s, gc_after_trial=True, show_progress_bar=options.progress)
+                       timeout=options.timeout_s, gc_after_trial=True, show_progress_bar=options.progress,
+                       catch=(TrainingCollapsedError, NonFiniteLossError))
     summary = report.write_report(study, tune, ladder, context, options.params_path, os.getpid())
     summary["worker_wall_seconds"] = round(time.perf_counter() - started, 1)
     report.log_report(parent, summary, context.study_dir)

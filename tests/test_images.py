@@ -1,4 +1,5 @@
-"""ImageRef decoding: every image mode ends as 8-bit RGB with its content, or a clear refusal."""
+"""Image decoding (metaembed.images, and ImageRef in the data stage): every mode ends as 8-bit RGB with
+its content, or a clear refusal naming the input."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metaembed.data.records import ImageRef, to_rgb
+from metaembed.data.records import ImageRef
+from metaembed.images import ImageDecodeError, load_image, to_rgb
 
 
 def _png_bit_depth(data: bytes) -> int:
@@ -65,3 +67,21 @@ def test_8_bit_images_keep_their_pixels():
     assert np.array_equal(np.asarray(to_rgb(Image.fromarray(rgb))), rgb)
     grey = rgb[..., 0]
     assert np.array_equal(np.asarray(to_rgb(Image.fromarray(grey)))[..., 1], grey)
+
+
+def test_load_image_is_the_same_path_for_training_and_encoding(tmp_path):
+    """Training and pretraining collators decode through load_image: 16-bit grey must not turn white."""
+    path = tmp_path / "scan16.png"
+    Image.fromarray(np.full((4, 4), 64 * 257, np.uint16)).save(path)
+    assert np.asarray(load_image(path))[..., 0].max() == 64
+    assert np.asarray(load_image(Image.open(path)))[..., 0].max() == 64
+
+
+def test_load_image_names_the_input_it_refuses(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    path = tmp_path / "bomb.png"
+    Image.new("L", (20, 20)).save(path)
+    with pytest.raises(ImageDecodeError, match=r"candidate 3: .*bomb\.png.*MAX_IMAGE_PIXELS"):
+        load_image(path, "candidate 3")
+    with pytest.raises(ImageDecodeError, match="query 0: .*float"):
+        load_image(Image.fromarray(np.zeros((2, 2), np.float32)), "query 0")
