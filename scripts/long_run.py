@@ -16,12 +16,12 @@ torch.manual_seed(0)
 from metaembed.backbones import load_backbone, BackboneParams
 from metaembed.model import MetaEmbed, ModelParams
 from metaembed.losses import MatryoshkaMultiVectorLoss
-from metaembed.data.sampler import PreparedTrainSet, MixtureBatchSampler
+from metaembed.training.sampler import PreparedTrainSet, MixtureBatchSampler
 from metaembed.training.datamodule import negatives_per_query, _TrainCollator
 from metaembed.training.module import _source_ids
 from metaembed.training.schedule import warmup_cosine
 from metaembed.data.manifests import read_mmeb_eval, load_index
-from metaembed.data.collator import encode_sides
+from metaembed.training.collator import encode_sides
 from metaembed.config import load_params
 from metaembed.metrics import precision_at_1
 from metaembed.scoring import maxsim
@@ -61,7 +61,7 @@ evalset = list(torch.utils.data.DataLoader(EvalSet(), batch_size=None, num_worke
 print(f"eval inputs collated: {len(evalset)} queries in {time.time()-t0:.0f}s", flush=True)
 
 def calibrate(step):
-    from metaembed.data.collator import PairCollator
+    from metaembed.training.collator import PairCollator
     pc = PairCollator(b.processor)
     def batches():
         for st in range(max(0, step - T["calibration_batches"]), step):

@@ -8,9 +8,14 @@ import pytest
 import torch
 
 from metaembed.data.records import ImageRef, Side, TrainPair
-from metaembed.data.sampler import PreparedTrainSet
-from metaembed.pretraining.captions import CaptionCollator, caption_of, captions, split_heldout
+from metaembed.pretraining.captions import (
+    CaptionCollator,
+    caption_of,
+    captions,
+    split_heldout,
+)
 from metaembed.prompts import DESCRIBE
+from metaembed.training.sampler import PreparedTrainSet
 
 
 def _pair(query: Side, positive: Side, source: str = "mmeb/X") -> TrainPair:

@@ -123,7 +123,7 @@ def encode_side(model, side: str, items: dict[str, Side], batch_size: int = 64, 
     """Encode `items` (key -> Side) with `model` at full size, batched, in inference mode."""
     from tqdm import tqdm
 
-    from metaembed.data.collator import side_inputs
+    from metaembed.training.collator import side_inputs
 
     keys = list(items)
     if not keys:

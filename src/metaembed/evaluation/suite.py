@@ -63,7 +63,13 @@ class Suite:
 
 def load_prepared(prepared: str | Path) -> Suite:
     """Every evaluation set listed in `<prepared>/eval/index.json`."""
-    from metaembed.data.manifests import INDEX_FILE, EVAL_DIR, load_index, read_mmeb_eval, read_vidore_eval
+    from metaembed.data.manifests import (
+        EVAL_DIR,
+        INDEX_FILE,
+        load_index,
+        read_mmeb_eval,
+        read_vidore_eval,
+    )
 
     prepared = Path(prepared)
     if not (prepared / EVAL_DIR / INDEX_FILE).is_file():

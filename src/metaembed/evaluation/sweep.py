@@ -69,7 +69,11 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
 
     from metaembed.evaluation.encode import load_stores
     from metaembed.evaluation.quality import plan_suite, score_stores, scoring_budgets
-    from metaembed.evaluation.stage import EMBEDDINGS_DIR, encoder_fingerprint, training_run_id
+    from metaembed.evaluation.stage import (
+        EMBEDDINGS_DIR,
+        encoder_fingerprint,
+        training_run_id,
+    )
     from metaembed.evaluation.suite import load_prepared
     from metaembed.model import MetaEmbed
 

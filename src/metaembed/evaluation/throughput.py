@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from metaembed.data.collator import side_inputs
 from metaembed.data.records import Side
+from metaembed.training.collator import side_inputs
 
 
 def sample(items: dict[str, Side], count: int) -> list[Side]:

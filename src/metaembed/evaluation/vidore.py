@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pytrec_eval
 import torch
 
+from metaembed.data.records import Side
 from metaembed.evaluation.encode import EmbeddingStore, Requests
 from metaembed.evaluation.suite import VidoreSet
-from metaembed.data.records import Side
 from metaembed.scoring import maxsim
 
 MRR_CUTOFF = 10

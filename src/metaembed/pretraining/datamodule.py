@@ -13,10 +13,15 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from metaembed.data.sampler import PreparedTrainSet
-from metaembed.pretraining.captions import Caption, CaptionCollator, captions, split_heldout
+from metaembed.pretraining.captions import (
+    Caption,
+    CaptionCollator,
+    captions,
+    split_heldout,
+)
 from metaembed.pretraining.params import PretrainParams
 from metaembed.training.determinism import loader_generator
+from metaembed.training.sampler import PreparedTrainSet
 
 
 class StepBatches:

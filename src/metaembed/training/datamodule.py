@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from metaembed.data.collator import PairCollator, encode_sides
 from metaembed.data.manifests import load_index, read_mmeb_eval
 from metaembed.data.records import EvalQuery
-from metaembed.data.sampler import MixtureBatchSampler, PreparedTrainSet
+from metaembed.training.collator import PairCollator, encode_sides
 from metaembed.training.determinism import loader_generator
 from metaembed.training.params import TrainParams
+from metaembed.training.sampler import MixtureBatchSampler, PreparedTrainSet
 
 
 class RankSlice:

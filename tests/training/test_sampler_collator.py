@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from metaembed.data.collator import PairCollator, side_inputs
 from metaembed.data.params import PrepareParams
 from metaembed.data.prepare import run_prepare
 from metaembed.data.records import ImageRef, Side, TrainPair
-from metaembed.data.sampler import MixtureBatchSampler, PreparedTrainSet
+from metaembed.training.collator import PairCollator, side_inputs
+from metaembed.training.sampler import MixtureBatchSampler, PreparedTrainSet
 
 
 @pytest.fixture(scope="module")
