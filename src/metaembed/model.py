@@ -25,7 +25,7 @@ from torch import nn
 
 from metaembed import centering
 from metaembed.backbones import Backbone, BackboneParams, load_backbone
-from metaembed.batching import ImageLike, build_batch, load_image
+from metaembed.batching import ImageLike, build_batch
 from metaembed.model_params import LoraParams, ModelParams  # noqa: F401 (re-exported)
 from metaembed.prompts import Side, check_side
 
@@ -99,8 +99,6 @@ class MetaEmbed(nn.Module):
         """
         _refuse_bare(side, "texts", texts)
         _refuse_bare(side, "images", images)
-        if images is not None:
-            images = [load_image(image, f"{side} {index}") for index, image in enumerate(images)]
         batch = build_batch(self.processor, side, texts, images)
         return self(side, **batch, budget=budget)
 

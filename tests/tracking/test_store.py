@@ -159,3 +159,21 @@ def test_an_artifact_folder_that_cannot_be_written_stops_before_any_run(tmp_path
     with pytest.raises(TrackingError, match="cannot be created: .*mlartifacts is a file"):
         configure(other, tmp_path)
     assert configure(params, tmp_path, writing=False)  # a viewer (the UI) still opens the store
+
+
+def test_mlflows_echo_of_a_params_uri_is_not_taken_for_the_users_override(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI itself: a later load from another params file
+    must read that file's store, not the one the previous command configured."""
+    import mlflow
+
+    from metaembed.tracking.params import TrackingParams
+    from metaembed.tracking.store import resolve_tracking_uri, tracking_uri_override
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = resolve_tracking_uri(TrackingParams(tracking_uri="sqlite:///a.db"), tmp_path)
+    mlflow.set_tracking_uri(first)
+    assert tracking_uri_override() is None
+    second = resolve_tracking_uri(TrackingParams(tracking_uri="sqlite:///b.db"), tmp_path)
+    assert second.endswith("b.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri_override() == "http://127.0.0.1:5999"

@@ -13,9 +13,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from metaembed.pretraining.run import PretrainConfig, pretrain
 
-    config = PretrainConfig.from_file(args.params)
-    if args.max_steps:
-        config.pretrain = config.pretrain.model_copy(update={"max_steps": args.max_steps})
+    overrides = {"pretrain.max_steps": args.max_steps} if args.max_steps is not None else None
+    config = PretrainConfig.from_file(args.params, overrides)  # validated like the file: e.g. above warm-up
     report = pretrain(config)
     metrics = {k: round(v, 4) for k, v in sorted(report["metrics"].items())}
     print(f"pretrained backbone in {report['backbone']}: {metrics}; MLflow run {report['mlflow_run_id']}")

@@ -13,9 +13,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from metaembed.training.run import TrainConfig, train
 
-    config = TrainConfig.from_file(args.params)
-    if args.max_steps:
-        config.train = config.train.model_copy(update={"max_steps": args.max_steps})
+    overrides = {"train.max_steps": args.max_steps} if args.max_steps is not None else None
+    config = TrainConfig.from_file(args.params, overrides)  # validated like the file: e.g. above warm-up
     report = train(config)
     if report:
         metrics = report["metrics"]

@@ -101,12 +101,12 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
     return metrics
 
 
-def training_run_id(params: EvaluateParams) -> str:
+def training_run_id(params: EvaluateParams, stage: str = "evaluate") -> str:
     """The MLflow run of the training that made the model: evaluate and sweep log onto it."""
     try:
         return TrainReport.read(params.train_report).mlflow_run_id
     except MissingStageOutput as error:
-        raise MissingStageOutput(f"{error}, or set evaluate.log_to_mlflow: false / pass --no-mlflow "
+        raise MissingStageOutput(f"{error}, or set {stage}.log_to_mlflow: false / pass --no-mlflow "
                                  "to skip MLflow") from None
 
 

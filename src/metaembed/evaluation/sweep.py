@@ -84,7 +84,7 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
 
         torch.set_num_threads(evaluate.num_threads)
     log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
-    run_id = training_run_id(evaluate) if log else None
+    run_id = training_run_id(evaluate, "sweep") if log else None
     cache_dir = Path(evaluate.out_dir) / EMBEDDINGS_DIR
     stores, meta = load_stores(cache_dir)
     if meta.get("encoder") != encoder_fingerprint(evaluate.model_dir):
@@ -149,9 +149,9 @@ def _with_pareto(rows: list[BudgetRow], metric: str) -> list[BudgetRow]:
 
 
 def _gate(params: SweepParams):
-    from metaembed.timing import QuietGate
+    from metaembed.timing import QUIET_THRESHOLD, QuietGate
 
-    return QuietGate(params.latency.quiet_wait_s, 0.1) if params.latency.quiet_wait_s > 0 else None
+    return QuietGate(params.latency.quiet_wait_s, QUIET_THRESHOLD) if params.latency.quiet_wait_s > 0 else None
 
 
 def _write_outputs(out: Path, table: SweepBudgets, latency: dict, quality, params: SweepParams,

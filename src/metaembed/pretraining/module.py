@@ -6,7 +6,7 @@ import lightning as L
 import torch
 
 from metaembed.pretraining.params import PretrainParams
-from metaembed.training.determinism import restore_rng_state, rng_state
+from metaembed.training.determinism import ResumesRandomState
 from metaembed.training.schedule import adamw_warmup_cosine
 
 
@@ -14,7 +14,7 @@ class NonFiniteCaptionLossError(RuntimeError):
     """Pretraining produced a NaN or infinite loss; the last good checkpoint is kept."""
 
 
-class CaptionModule(L.LightningModule):
+class CaptionModule(ResumesRandomState, L.LightningModule):
     def __init__(self, model, params: PretrainParams):
         super().__init__()
         self.model = model  # a *ForConditionalGeneration
@@ -51,9 +51,3 @@ class CaptionModule(L.LightningModule):
     def configure_optimizers(self):
         return adamw_warmup_cosine(self.model.named_parameters(), self.params)
 
-    # A resumed run continues the random stream (dropout) where the checkpoint left it.
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_state"] = rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        restore_rng_state(checkpoint.get("rng_state"))

@@ -12,7 +12,6 @@ class PretrainParams(LoopParams):
     base: str = "tiny"
     # Training sources left out of pretraining (ablations), e.g. [colpali_train_set].
     exclude_sources: list[str] = []
-    max_steps: int = Field(1500, gt=0)
     batch_size: int = Field(32, gt=0)
     heldout_captions: int = Field(256, gt=0)  # kept out of training; validation loss and accuracy
     val_every_n_steps: int = Field(200, gt=0)

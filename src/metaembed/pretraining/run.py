@@ -41,8 +41,8 @@ class PretrainConfig:
     params_path: Path | None = None  # the file these came from (provenance); None: built in code
 
     @classmethod
-    def from_file(cls, path: str | Path = "params.yaml") -> "PretrainConfig":
-        root = load_root(path)
+    def from_file(cls, path: str | Path = "params.yaml", overrides: dict | None = None) -> "PretrainConfig":
+        root = load_root(path, overrides)
         return cls(pretrain=root.pretrain, backbone=root.backbone, tracking=root.tracking,
                    prepared=prepared_dir(root), params_path=Path(path).resolve())
 

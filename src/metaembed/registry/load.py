@@ -9,7 +9,6 @@ MLflow serving only.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -21,7 +20,7 @@ from metaembed.registry.names import ARTIFACT_KEY
 from metaembed.registry.store import RegistryError
 from metaembed.tracking import TrackingParams, resolve_tracking_uri
 from metaembed.tracking.redact import redact_text, redact_uri
-from metaembed.tracking.store import TRACKING_URI_ENV
+from metaembed.tracking.store import TRACKING_URI_ENV, tracking_uri_override
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
@@ -77,7 +76,7 @@ def _use_project_store(params_path: Path) -> tuple[str, str]:
 
     from metaembed.config import load_section
 
-    if os.environ.get(TRACKING_URI_ENV):
+    if tracking_uri_override():
         return mlflow.get_tracking_uri(), TRACKING_URI_ENV
     if not params_path.is_file():
         # mlflow's own default; told apart so that the error can say params.yaml was not found.

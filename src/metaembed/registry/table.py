@@ -25,7 +25,7 @@ def budget_markdown(table: SweepBudgets) -> str:
             + [_float(row.latency_ms_per_query.get(c)) for c in corpora]
             + ["yes" if row.pareto else ""]
         )
-    return (f"Quality and cost per retrieval budget (sweep run `{table.mlflow_run_id}`, "
+    return (f"Quality and cost per retrieval budget (measured by the sweep on training run `{table.mlflow_run_id}`, "
             f"quality metric `{table.quality_metric}`):\n\n" + markdown_table(header, rows))
 
 

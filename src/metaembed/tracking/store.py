@@ -55,12 +55,19 @@ def resolve_tracking_uri(params: TrackingParams, root: str | Path = ".") -> str:
 
     Absolute paths matter because DVC, Prefect and pytest may run us from different folders.
     """
-    override = os.environ.get(TRACKING_URI_ENV, "").strip()
-    if override and override not in _derived_from_params:
+    override = tracking_uri_override()
+    if override:
         return override
     uri = _absolute(params.tracking_uri, Path(root))
     _derived_from_params.add(uri)
     return uri
+
+
+def tracking_uri_override() -> str | None:
+    """`MLFLOW_TRACKING_URI` when the user set it; None when unset, or when it is only mlflow's echo
+    of a URI derived from a params file (`mlflow.set_tracking_uri` writes the variable itself)."""
+    override = os.environ.get(TRACKING_URI_ENV, "").strip()
+    return override if override and override not in _derived_from_params else None
 
 
 def _absolute(uri: str, root: Path) -> str:

@@ -58,3 +58,14 @@ def restore_rng_state(state: dict[str, torch.Tensor] | None) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+class ResumesRandomState:
+    """LightningModule mixin: a resumed run continues the random stream (dropout) where the
+    checkpoint left it, so its weights match an uninterrupted run's."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_rng_state(checkpoint.get("rng_state"))

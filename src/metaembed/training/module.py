@@ -20,7 +20,7 @@ from metaembed.metrics import precision_at_1
 from metaembed.model import MetaEmbed
 from metaembed.scoring import maxsim
 from metaembed.training.datamodule import negatives_per_query
-from metaembed.training.determinism import restore_rng_state, rng_state
+from metaembed.training.determinism import ResumesRandomState
 from metaembed.training.params import LossParams, TrainParams
 from metaembed.training.schedule import adamw_warmup_cosine
 
@@ -92,7 +92,7 @@ def chance_loss(num_queries: int, num_positives: int, negative_mask: torch.Tenso
     return candidates.log().mean()
 
 
-class MetaEmbedModule(L.LightningModule):
+class MetaEmbedModule(ResumesRandomState, L.LightningModule):
     def __init__(self, model: MetaEmbed, train: TrainParams, loss: LossParams):
         super().__init__()
         self.model = model
@@ -163,13 +163,6 @@ class MetaEmbedModule(L.LightningModule):
         # Token-level baseline: every token of the batch, one full group sized to this batch.
         r_q, r_c = query.shape[1], candidates.shape[1]
         return _make_loss(self.loss_params, r_q, r_c, [(r_q, r_c, 1.0)])
-
-    # A resumed run continues the random stream (dropout) where the checkpoint left it.
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_state"] = rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        restore_rng_state(checkpoint.get("rng_state"))
 
     # ---- validation -------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class LoopParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0
-    max_steps: int = Field(600, gt=0)
+    max_steps: int = Field(1500, gt=0)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)

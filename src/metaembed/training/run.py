@@ -44,8 +44,8 @@ class TrainConfig:
     params_path: Path | None = None  # the file these came from (provenance); None: built in code
 
     @classmethod
-    def from_file(cls, path: str | Path = "params.yaml") -> "TrainConfig":
-        root = load_root(path)
+    def from_file(cls, path: str | Path = "params.yaml", overrides: dict | None = None) -> "TrainConfig":
+        root = load_root(path, overrides)
         return cls(backbone=root.backbone, model=root.model, loss=root.loss, train=root.train,
                    tracking=root.tracking, prepared=prepared_dir(root), params_path=Path(path).resolve())
 
