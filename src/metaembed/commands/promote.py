@@ -16,18 +16,15 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from metaembed.config import load_params, section
+    from metaembed.config import load_root
     from metaembed.registry.gate import promote
-    from metaembed.registry.params import PromotionParams, RegistryParams
     from metaembed.registry.store import RegistryError, registry_client
-    from metaembed.tracking import TrackingParams
 
-    params = load_params(args.params)
-    promotion = section(params, "promotion", PromotionParams, args.params)
-    name = section(params, "registry", RegistryParams, args.params).model_name
+    params = load_root(args.params)
+    promotion, name = params.promotion, params.registry.model_name
     console = Console()
     try:
-        client = registry_client(section(params, "tracking", TrackingParams, args.params), Path.cwd())
+        client = registry_client(params.tracking, Path.cwd())
         decision = promote(client, name, promotion, version=args.version, dry_run=args.dry_run)
     except RegistryError as error:
         console.print(f"error: {error}", markup=False, highlight=False)

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from metaembed.config import load_section
+from metaembed.config import load_root
 from metaembed.tracking.redact import redact_credentials, redacted_errors
 
 ARTIFACT_KEY = "metaembed-pipeline"
@@ -28,14 +28,12 @@ def register_model(root: str, params: str):
 @task(name="promotion-gate", cache_policy=NO_CACHE)
 def promotion_gate(root: str, params: str, version: str, dry_run: bool):
     from metaembed.registry.gate import promote
-    from metaembed.registry.params import PromotionParams, RegistryParams
     from metaembed.registry.store import registry_client
-    from metaembed.tracking import TrackingParams
 
     with redacted_errors():
-        client = registry_client(load_section("tracking", TrackingParams, params), root)
-        name = load_section("registry", RegistryParams, params).model_name
-        decision = promote(client, name, load_section("promotion", PromotionParams, params), version, dry_run)
+        settings = load_root(params)  # read and checked once
+        client = registry_client(settings.tracking, root)
+        decision = promote(client, settings.registry.model_name, settings.promotion, version, dry_run)
     print(redact_credentials(f"promotion gate on v{decision.candidate}: {decision.outcome} ({decision.reason})"))
     return decision
 

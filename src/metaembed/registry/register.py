@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from metaembed.config import load_params, section
+from metaembed.config import load_root
 from metaembed.model import CONFIG_FILE
 from metaembed.registry.names import (ARTIFACT_KEY, BUDGETS_TAG, CHALLENGER, LOGGED_MODEL_NAME, PROVENANCE_TAGS,
                                       SHA_TAG, SWEEP_RUN_TAG, TRAIN_RUN_TAG)
@@ -28,7 +28,6 @@ from metaembed.registry.table import budget_markdown
 from metaembed.stage_outputs import MissingStageOutput, StageOutputError, SweepBudgets, TrainReport
 from metaembed.tracking import TrackingParams
 from metaembed.tracking.redact import redact_uri
-from metaembed.training.params import TrainParams
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 # What the pyfunc imports at load time, pinned to the versions that trained the model.
@@ -63,9 +62,8 @@ class Inputs:
 def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".") -> Inputs:
     """Everything registration needs from params.yaml and the earlier stages' outputs."""
     root = Path(root)
-    params = load_params(params_path)
-    registry = section(params, "registry", RegistryParams, params_path)
-    train = section(params, "train", TrainParams, params_path)
+    params = load_root(params_path)
+    registry, train = params.registry, params.train
     model_dir = root / train.output_dir
     if not (model_dir / CONFIG_FILE).is_file():
         raise MissingStageOutput(f"{model_dir} holds no saved model ({CONFIG_FILE} missing): run the train stage first")
@@ -75,7 +73,7 @@ def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".")
     _check_measured_run(table, train_run_id, budgets_file)
     return Inputs(
         registry=registry,
-        tracking=section(params, "tracking", TrackingParams, params_path),
+        tracking=params.tracking,
         model_dir=model_dir,
         train_run_id=train_run_id,
         table=table,
