@@ -142,3 +142,20 @@ def test_saving_over_an_index_replaces_it_whole(index, queries, tmp_path) -> Non
     assert len(again) == N + 1 and "doc-7" not in again and "new-b" in again
     assert sorted(path.name for path in tmp_path.iterdir()) == ["idx"]
     assert_same_results(search_both(again, queries), search_both(loaded, queries))
+
+
+def test_sidecars_are_saved_with_the_index_and_checked_on_load(index, tmp_path):
+    folder = index.save(tmp_path / "index", sidecars={"corpus.json": '{"display": {}}'})
+
+    manifest = json.loads((folder / persist.MANIFEST).read_text())
+    assert manifest["files"]["corpus.json"]["bytes"] == len('{"display": {}}')
+    (folder / "corpus.json").write_text('{"display": {"x": 1}}')  # edited after the save
+    with pytest.raises(persist.IndexFolderError, match="corpus.json: .* bytes but manifest.json says"):
+        MultiVectorIndex.load(folder)
+
+
+@pytest.mark.parametrize("name", ["codes.npy", "manifest.json", "sub/corpus.json", ".hidden"])
+def test_a_sidecar_may_not_replace_an_index_file_or_leave_the_folder(index, tmp_path, name):
+    with pytest.raises(ValueError, match="plain file name"):
+        index.save(tmp_path / "index", sidecars={name: "x"})
+    assert not (tmp_path / "index").exists()

@@ -267,13 +267,21 @@ class MultiVectorIndex:
 
     # ----- disk -----------------------------------------------------------------------------
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the index to `folder` atomically (see persist.py); returns the folder."""
+    def save(self, folder: str | Path, sidecars: dict[str, str] | None = None) -> Path:
+        """Write the index to `folder` atomically (see persist.py); returns the folder.
+
+        sidecars: extra text files (name -> content) written with the index, so they are replaced
+        with it and listed (size, sha256) in its manifest, e.g. what each candidate showed. They
+        are not kept by the index: a later `save` writes only the sidecars it is given.
+        """
         folder = Path(folder)
         store = self._store
         num_rows, num_vectors, dim = self.dims
         width = codecs.code_width(store.dtype, dim)
+        sidecars = persist.check_sidecars(sidecars)
         with persist.atomic_folder(folder) as scratch:
+            for name, text in sidecars.items():
+                persist.write_text(scratch / name, text)
             segments = store.segments
             persist.write_array(scratch / persist.CODES, (s.codes for s in segments),
                                 (num_rows, num_vectors, width), codecs.CODE_DTYPES[store.dtype])

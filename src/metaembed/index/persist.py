@@ -8,6 +8,7 @@
     <folder>/tombstones.npy     [N] bool, True where the row was removed
     <folder>/ids.json           the N row ids, removed rows included
     <folder>/first_stage.faiss  faiss.write_index of the first stage, when there is one
+    <folder>/<sidecar>          any extra text files the caller saves with the index (listed too)
 
 A save writes everything into a hidden temporary sibling, fsyncs it, and renames it into place;
 an existing folder is moved aside only once the new one is complete, then deleted. So a save
@@ -44,6 +45,7 @@ MASK = "mask.npy"
 TOMBSTONES = "tombstones.npy"
 IDS = "ids.json"
 FIRST_STAGE = "first_stage.faiss"
+INDEX_FILES = frozenset({MANIFEST, CODES, SCALES, MASK, TOMBSTONES, IDS, FIRST_STAGE})
 VERIFY_AUTO_BYTES = 256 * 2**20
 _READ_CHUNK = 8 * 2**20
 _REBUILD = "rebuild the index (MultiVectorIndex.build(...).save(folder)) or copy the folder again"
@@ -88,6 +90,18 @@ def write_array(path: Path, pieces: Iterable[np.ndarray], shape: tuple[int, ...]
     out.flush()
     del out
     _fsync_file(path)
+
+
+def check_sidecars(sidecars: dict[str, str] | None) -> dict[str, str]:
+    """Extra text files saved beside the index: plain names that are not the index's own files."""
+    sidecars = dict(sidecars or {})
+    for name, text in sidecars.items():
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise TypeError(f"sidecars must map file names to str content, got {name!r}: {type(text).__name__}")
+        if name in INDEX_FILES or name != Path(name).name or name.startswith("."):
+            raise ValueError(f"sidecar name {name!r} must be a plain file name (no folder, not hidden) "
+                             f"other than the index's own files {sorted(INDEX_FILES)}")
+    return sidecars
 
 
 def write_text(path: Path, text: str) -> None:

@@ -28,3 +28,8 @@ GATE_CHAMPION_BEFORE_TAG = "gate.champion_before"  # version number, or "none"
 GATE_BUDGET_TAG = "gate.budget"
 GATE_METRIC_TAG = "gate.metric"
 GATE_CHECKS_TAG = "gate.checks"  # JSON list of every check
+
+# Tags `metaembed index build` writes on the version it encoded a corpus with: one per index
+# folder, the key's suffix a digest of the folder's absolute path (so indexes never overwrite each
+# other's tag), the value JSON {"path", "manifest_sha256", "candidates", "dtype", "built_at"}.
+INDEX_TAG_PREFIX = "metaembed.index."
