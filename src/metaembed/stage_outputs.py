@@ -8,6 +8,9 @@ the stage to re-run, instead of as a KeyError (or a silently wrong number) furth
     EvaluateReport  artifacts/evaluate/report.json   evaluate -> baselines
     SweepBudgets    artifacts/sweep/budgets.json     sweep -> register -> the promotion gate (a version tag)
 
+The paths shown are the defaults; writer and readers take them from params.yaml, the first and last
+through `metaembed.config.ParamsRoot.train_report_path` and `.budgets_path`.
+
 The other outputs (the evaluate and sweep metrics.json, latency.json, plot_data.json) are read
 only by DVC and by people.
 """

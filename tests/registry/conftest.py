@@ -61,20 +61,23 @@ def project_params(path: Path, sections: dict) -> Path:
 @pytest.fixture(scope="session", name="budget_table")
 def budget_table_fixture(tmp_path_factory, saved_models, prepared_dir):
     """budgets.json as the real evaluate and sweep stages write it for saved_models[0] (no MLflow)."""
-    from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
-    from metaembed.evaluation.sweep import SweepConfig, run_sweep
+    from metaembed.config import load_root
+    from metaembed.evaluation.stage import run_evaluate
+    from metaembed.evaluation.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("sweep-stage")
     path = project_params(root / "params.yaml", {
         "prepare": {"out_dir": str(prepared_dir)},
-        "evaluate": {"model_dir": str(saved_models[0]), "out_dir": str(root / "evaluate"), "budgets": BUDGETS,
-                     "batch_size": 16, "num_threads": 1, "log_to_mlflow": False},
+        "train": {"output_dir": str(saved_models[0])},
+        "evaluate": {"out_dir": str(root / "evaluate"), "budgets": BUDGETS, "batch_size": 16, "num_threads": 1,
+                     "log_to_mlflow": False},
         "sweep": {"out_dir": str(root / "sweep"), "budgets": BUDGETS, "encode_sample": 2, "log_to_mlflow": False,
                   "latency": {"candidates": LATENCY_SIZES, "repeats": 1, "warmup": 0, "quiet_wait_s": 0,
                               "flush_mib": 0}},
     })
-    run_evaluate(EvaluateConfig.from_file(path), progress=False)
-    run_sweep(SweepConfig.from_file(path), progress=False)
+    params = load_root(path)
+    run_evaluate(params, progress=False)
+    run_sweep(params, progress=False)
     return SweepBudgets.read(root / "sweep" / "budgets.json")
 
 

@@ -10,8 +10,6 @@ class RegistryParams(BaseModel):
 
     # The registered model's name: `models:/<model_name>@champion`.
     model_name: str = Field("metaembed", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    # The sweep stage's quality/cost table (one row per retrieval budget).
-    budgets_file: str = "artifacts/sweep/budgets.json"
 
 
 class PromotionParams(BaseModel):

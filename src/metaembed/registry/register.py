@@ -63,16 +63,15 @@ def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".")
     """Everything registration needs from params.yaml and the earlier stages' outputs."""
     root = Path(root)
     params = load_root(params_path)
-    registry, train = params.registry, params.train
-    model_dir = root / train.output_dir
+    model_dir = root / params.model_dir
     if not (model_dir / CONFIG_FILE).is_file():
         raise MissingStageOutput(f"{model_dir} holds no saved model ({CONFIG_FILE} missing): run the train stage first")
-    train_run_id = TrainReport.read(root / train.report_dir / "metrics.json").mlflow_run_id
-    budgets_file = root / registry.budgets_file
-    table = SweepBudgets.read(budgets_file)
-    _check_measured_run(table, train_run_id, budgets_file)
+    train_run_id = TrainReport.read(root / params.train_report_path).mlflow_run_id
+    budgets_path = root / params.budgets_path
+    table = SweepBudgets.read(budgets_path)
+    _check_measured_run(table, train_run_id, budgets_path)
     return Inputs(
-        registry=registry,
+        registry=params.registry,
         tracking=params.tracking,
         model_dir=model_dir,
         train_run_id=train_run_id,
