@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from metaembed.orchestration.params import PipelineParams
     from metaembed.pretraining.params import PretrainParams
     from metaembed.registry.params import PromotionParams, RegistryParams
+    from metaembed.serving.params import IndexParams
     from metaembed.tracking.params import TrackingParams
     from metaembed.training.params import LossParams, TrainParams
     from metaembed.tuning.params import TuneParams
@@ -49,6 +50,7 @@ _MODEL_MODULES = {
     "TrainParams": "metaembed.training.params",
     "EvaluateParams": "metaembed.evaluation.params",
     "SweepParams": "metaembed.evaluation.params",
+    "IndexParams": "metaembed.serving.params",
     "BaselinesParams": "metaembed.evaluation.params",
     "RegistryParams": "metaembed.registry.params",
     "PromotionParams": "metaembed.registry.params",
@@ -76,6 +78,7 @@ class ParamsRoot(BaseModel):
     train: TrainParams
     evaluate: EvaluateParams
     sweep: SweepParams
+    index: IndexParams
     baselines: BaselinesParams
     registry: RegistryParams
     promotion: PromotionParams
@@ -121,6 +124,16 @@ class ParamsRoot(BaseModel):
     def budgets_path(self) -> Path:
         """The sweep's SweepBudgets (in `sweep.out_dir`) that registration stores on the version."""
         return Path(self.sweep.out_dir) / "budgets.json"
+
+    @property
+    def index_dir(self) -> Path:
+        """The served index the index stage builds (in `index.out_dir`) and registration links."""
+        return Path(self.index.out_dir) / "index"
+
+    @property
+    def index_latency_path(self) -> Path:
+        """The index stage's IndexLatency (in `index.out_dir`) that registration stores on the version."""
+        return Path(self.index.out_dir) / "latency.json"
 
 
 @functools.cache

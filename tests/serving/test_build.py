@@ -7,7 +7,8 @@ import json
 from metaembed.cli import main
 from metaembed.index import MultiVectorIndex
 from metaembed.registry.register import folder_sha256
-from metaembed.serving.build import SIDECAR, build_index, read_sidecar
+from metaembed.serving.build import build_index
+from metaembed.serving.sidecar import SIDECAR, read_sidecar
 from metaembed.serving.corpus import read_corpus
 from metaembed.serving.searcher import Searcher
 

@@ -51,7 +51,7 @@ class PinnedModel:
     the version number an alias resolved to (an alias moves; a version's files do not)."""
 
     model: MetaEmbed
-    sha256: str  # register.folder_sha256 of the saved MetaEmbed folder: the version's SHA_TAG
+    sha256: str  # digest.folder_sha256 of the saved MetaEmbed folder: the version's SHA_TAG
     uri: str  # as asked for: a models:/ or runs:/ URI, or the folder's absolute path
     name: str | None = None  # the registered model, for models:/ URIs
     version: str | None = None
@@ -70,7 +70,7 @@ def load_pinned(
     """As `load_model`, also returning the folder's sha256 and the registry version. A registry
     alias is resolved first and that version downloaded; its files must hash to the version's
     `metaembed.model_sha256` tag (when it has one)."""
-    from metaembed.registry.register import folder_sha256
+    from metaembed.registry.digest import folder_sha256
 
     text = str(uri)
     if not text.startswith(MLFLOW_SCHEMES):

@@ -9,7 +9,6 @@ gets a tag on its version that points at the index (`registry.indexes.link_index
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,8 @@ from metaembed.index import MultiVectorIndex
 from metaembed.index import persist
 from metaembed.registry.load import PinnedModel
 from metaembed.serving.corpus import Corpus
+from metaembed.serving.sidecar import SIDECAR, sidecar_text
 from metaembed.tracking.redact import redact_uri
-
-SIDECAR = "corpus.json"
-SIDECAR_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ def encode_corpus(model, corpus: Corpus, batch_size: int = 32, progress: bool = 
 
 def index_meta(pinned: PinnedModel, corpus: Corpus) -> dict[str, str]:
     """What the manifest records about the model and the corpus (str values only)."""
-    from metaembed.registry.register import folder_sha256
+    from metaembed.registry.digest import folder_sha256
 
     model = pinned.model
     meta = {
@@ -73,15 +70,9 @@ def index_meta(pinned: PinnedModel, corpus: Corpus) -> dict[str, str]:
     return meta
 
 
-def sidecar_text(corpus: Corpus) -> str:
-    return json.dumps({
-        "format": SIDECAR_FORMAT,
-        "layout": corpus.layout,
-        "corpus_path": str(corpus.folder.resolve()),
-        "display": {candidate.id: candidate.display for candidate in corpus.candidates},
-        "skipped": [{"item": s.item, "reason": s.reason} for s in corpus.skipped],
-        "ignored": corpus.ignored,
-    }, ensure_ascii=False, indent=1)
+def corpus_sidecar(corpus: Corpus) -> str:
+    return sidecar_text(corpus.layout, corpus.folder, {c.id: c.display for c in corpus.candidates},
+                        [{"item": s.item, "reason": s.reason} for s in corpus.skipped], corpus.ignored)
 
 
 def build_index(pinned: PinnedModel, corpus: Corpus, out: str | Path, dtype: str = "bfloat16",
@@ -93,7 +84,7 @@ def build_index(pinned: PinnedModel, corpus: Corpus, out: str | Path, dtype: str
     vectors, mask, ids = encode_corpus(pinned.model, corpus, batch_size, progress)
     index = MultiVectorIndex.build(vectors, mask, ids, dtype=dtype, first_stage=first_stage,
                                    meta=index_meta(pinned, corpus))
-    index.save(out, sidecars={SIDECAR: sidecar_text(corpus)})
+    index.save(out, sidecars={SIDECAR: corpus_sidecar(corpus)})
     digest = persist.sha256(out / persist.MANIFEST)
     tag = _link(pinned, out, index, digest) if link and pinned.version is not None else None
     return Built(out, index, digest, time.perf_counter() - started, tag)
@@ -105,15 +96,3 @@ def _link(pinned: PinnedModel, out: Path, index: MultiVectorIndex, manifest_sha2
     record = {"manifest_sha256": manifest_sha256, "candidates": str(len(index)), "dtype": index.dtype,
               "built_at": index.built_at}
     return link_index(client_for(pinned.store), pinned.name, pinned.version, out, record)
-
-
-def read_sidecar(folder: str | Path) -> dict:
-    """The sidecar of a built index; an empty one for an index saved without it (library use)."""
-    path = Path(folder) / SIDECAR
-    if not path.is_file():
-        return {"format": SIDECAR_FORMAT, "display": {}, "skipped": [], "ignored": []}
-    content = json.loads(path.read_text())
-    if content.get("format") != SIDECAR_FORMAT:
-        raise persist.IndexFolderError(f"{path}: sidecar format {content.get('format')!r}, this code reads "
-                                       f"{SIDECAR_FORMAT}; rebuild the index with `metaembed index build`")
-    return content

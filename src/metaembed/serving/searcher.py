@@ -22,7 +22,7 @@ from metaembed.images import ImageDecodeError, ImageLike, load_image
 from metaembed.index import MultiVectorIndex
 from metaembed.registry.load import PinnedModel, load_pinned
 from metaembed.serving.budget import Budget, check_budget
-from metaembed.serving.build import read_sidecar
+from metaembed.serving.sidecar import read_sidecar
 from metaembed.serving.limits import MAX_FIRST_STAGE_K, MAX_K
 
 
