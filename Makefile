@@ -41,7 +41,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
-# data ensure -> prepare -> train -> evaluate -> sweep (dvc repro, skips what is unchanged)
+# data ensure -> prepare -> pretrain -> train -> evaluate -> sweep -> index (dvc repro, skips what is unchanged)
 # -> register -> promotion gate; see flows/pipeline.py and docs/orchestration.md.
 run: install
 	$(BIN)/python flows/pipeline.py

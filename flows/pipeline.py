@@ -4,8 +4,9 @@
 
 `metaembed data ensure` restores data/raw, then each stage of params.yaml `pipeline.stages` runs
 as `dvc repro <stage>`, so DVC skips what has not changed. The trained model is registered in
-MLflow (nothing new when the model is unchanged) and the promotion gate decides whether it
-becomes the `champion`. A markdown artifact on the flow run summarises stages, budgets, quality,
+MLflow (nothing new when the model is unchanged), with the index stage's measured latency and a
+link to its index, and the promotion gate picks the budget it is served at and decides whether
+it becomes the `champion`. A markdown artifact on the flow run summarises stages, budgets, quality,
 cost, the decision and the MLflow run.
 
 Without PREFECT_API_URL, Prefect starts a temporary local server on 127.0.0.1 for the run, with
@@ -32,7 +33,7 @@ from metaembed.tracking.redact import redact_credentials  # noqa: E402
 
 @flow(name="metaembed-pipeline", log_prints=True)
 def pipeline(params: str = "params.yaml", root: str | None = None) -> dict:
-    """prepare -> train -> evaluate -> sweep (DVC) -> register -> promotion gate."""
+    """prepare -> train -> evaluate -> sweep -> index (DVC) -> register -> promotion gate."""
     base = Path(root or ROOT).resolve()
     params_path = str(Path(params) if Path(params).is_absolute() else base / params)
     settings = load_section("pipeline", PipelineParams, params_path)

@@ -36,7 +36,7 @@ def build_deployment(params: str = "params.yaml"):
         name=schedule.deployment,
         schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
         parameters={"params": str(params)},
-        description="prepare -> train -> evaluate -> sweep (DVC) -> register -> promotion gate",
+        description="prepare -> train -> evaluate -> sweep -> index (DVC) -> register -> promotion gate",
     )
 
 

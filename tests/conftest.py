@@ -81,7 +81,7 @@ def prepared_dir(tmp_path_factory) -> Path:
         "pages": {"train_docs": 4, "eval_docs": 4},
     })
     generate(data, root / "raw", progress=False)
-    run_prepare(PrepareParams(raw_dir=str(root / "raw"), out_dir=str(root / "prepared")), progress=False)
+    run_prepare(root / "raw", PrepareParams(out_dir=str(root / "prepared")), progress=False)
     return root / "prepared"
 
 

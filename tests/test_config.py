@@ -3,6 +3,7 @@ name the file, the key and the fix."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,17 @@ def test_the_project_params_file_validates_as_a_whole_and_knows_its_path():
     assert section(root, "loss", LossParams) is root.loss
 
 
-def test_a_missing_section_stops_instead_of_taking_code_defaults(tmp_path):
+def test_a_missing_section_stops_instead_of_taking_code_defaults(tmp_path, capsys):
+    from metaembed.cli import main
+
     params = project_params()
     del params["loss"]
     path = write(tmp_path, params)
     # Before: the training took LossParams' defaults (temperature 0.03, offset_penalty 0) silently.
     with pytest.raises(ParamsError, match=r"side\.yaml: loss: section missing: add `loss:`"):
         load_params(path)
-    from metaembed.training.run import TrainConfig
-
-    with pytest.raises(ParamsError, match=r"side\.yaml: loss: section missing"):
-        TrainConfig.from_file(path)
+    assert main(["train", "--params", str(path)]) == 2
+    assert re.search(r"side\.yaml: loss: section missing", capsys.readouterr().err)
 
 
 def test_a_section_passed_as_a_dict_must_be_there():
@@ -138,6 +139,32 @@ def test_overrides_set_dotted_keys_on_a_copy_and_are_validated_on_load(tmp_path)
     # A misspelt override becomes an unknown key, which the root refuses.
     with pytest.raises(ParamsError, match=r"train\.max_step: unknown key"):
         load_root(write(tmp_path, apply_overrides(base, {"train.max_step": 4})))
+
+
+@pytest.mark.parametrize("key", ["evaluate.model_dir", "evaluate.train_report", "registry.budgets_file",
+                                 "prepare.raw_dir"])
+def test_a_path_another_stage_owns_is_not_a_key_of_its_reader(tmp_path, key):
+    # Written twice, the two could point at different folders; the reader derives it instead.
+    path = write(tmp_path, apply_overrides(project_params(), {key: "x"}))
+    with pytest.raises(ParamsError, match=rf"side\.yaml: {re.escape(key)}: unknown key"):
+        load_root(path)
+
+
+def test_derived_paths_follow_the_key_of_the_stage_that_writes_them():
+    root = load_root(REPO / "params.yaml", {"data.out_dir": "d", "prepare.out_dir": "p", "train.output_dir": "x",
+                                            "train.report_dir": "r", "sweep.out_dir": "s"})
+    assert (root.raw_dir, root.prepared_dir, root.model_dir) == (Path("d"), Path("p"), Path("x"))
+    assert (root.train_report_path, root.budgets_path) == (Path("r/metrics.json"), Path("s/budgets.json"))
+
+
+def test_used_sections_are_the_validated_values_as_plain_data():
+    root = load_root(REPO / "params.yaml", {"train.lr": "1e-4"})
+    root.train = root.train.model_copy(update={"max_steps": 3})  # a change after loading counts too
+    used = root.used("loss", "train", "backbone", exclude={"backbone": {"name_or_path"}})
+    assert list(used) == ["loss", "train", "backbone"]
+    assert used["train"]["lr"] == pytest.approx(1e-4) and used["train"]["max_steps"] == 3
+    assert used["loss"]["groups"][0] == [1, 1, 1.0]  # JSON types: tuples are lists
+    assert "name_or_path" not in used["backbone"] and used["backbone"]["torch_dtype"] == "float32"
 
 
 def test_a_partial_file_names_every_missing_section_once(tmp_path):

@@ -143,6 +143,18 @@ def test_centering_subtracts_the_batch_mean_in_training_with_gradient(make_model
     assert model.meta.weight.grad is not None and model.meta.weight.grad.abs().sum() > 0
 
 
+def test_a_projection_after_centering_keeps_the_batch_centred(make_model):
+    """A bias would add one shared vector back after centring: the collapse centring prevents
+    (a projection_dim 16 run ended at chance loss with a biased projection)."""
+    assert make_model(centering=False, projection_dim=8).projection.bias is not None
+    model = make_model(centering=True, projection_dim=8).train()
+    assert model.projection.bias is None
+    vectors, _ = model.encode_queries(["a red circle", "a blue square", "two green rings", "a cup"])
+    first = vectors[:, 0].detach()
+    torch.testing.assert_close(first.sum(0) / first.norm(dim=-1).sum(), torch.zeros(8), atol=0.2, rtol=0)
+    assert (first @ first.T).fill_diagonal_(0).sum().item() / 12 < 0.5
+
+
 def test_inference_uses_the_calibrated_means_and_refuses_without_them(make_model, tmp_path):
     model = make_model(centering=True, projection_dim=None).eval()
     texts = ["a red circle", "a blue square", "two green rings", "a cup"]

@@ -47,6 +47,14 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "open the MLflow UI on 127.0.0.1 over the project's tracking store and registry"),
     (("tune",), "metaembed.commands.tune",
      "Optuna study over the nested group sizes, temperature and lr; trials nested in MLflow; best as a patch"),
+    (("index", "stage"), "metaembed.commands.index_stage",
+     "the DVC index stage: index the evaluation corpus from the cached embeddings; search time per budget"),
+    (("index", "build"), "metaembed.commands.index_build",
+     "encode a folder of candidates (ViDoRe, MMEB-eval, images and .txt) with a model into a searchable index"),
+    (("search",), "metaembed.commands.search",
+     "search a built index with a text and/or image query at a budget (RQxRC); prints the top k"),
+    (("serve",), "metaembed.commands.serve",
+     "HTTP search service over a built index (POST /search, GET /health, GET /budgets) on 127.0.0.1"),
 ]
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from metaembed.orchestration.params import PipelineParams
     from metaembed.pretraining.params import PretrainParams
     from metaembed.registry.params import PromotionParams, RegistryParams
+    from metaembed.serving.params import IndexParams
     from metaembed.tracking.params import TrackingParams
     from metaembed.training.params import LossParams, TrainParams
     from metaembed.tuning.params import TuneParams
@@ -49,6 +50,7 @@ _MODEL_MODULES = {
     "TrainParams": "metaembed.training.params",
     "EvaluateParams": "metaembed.evaluation.params",
     "SweepParams": "metaembed.evaluation.params",
+    "IndexParams": "metaembed.serving.params",
     "BaselinesParams": "metaembed.evaluation.params",
     "RegistryParams": "metaembed.registry.params",
     "PromotionParams": "metaembed.registry.params",
@@ -76,6 +78,7 @@ class ParamsRoot(BaseModel):
     train: TrainParams
     evaluate: EvaluateParams
     sweep: SweepParams
+    index: IndexParams
     baselines: BaselinesParams
     registry: RegistryParams
     promotion: PromotionParams
@@ -87,6 +90,50 @@ class ParamsRoot(BaseModel):
     @property
     def path(self) -> Path:
         return self._path
+
+    def used(self, *sections: str, exclude: Mapping[str, set[str]] | None = None) -> dict[str, dict]:
+        """The validated values of `sections` as plain data: what a run hashes, fingerprints and logs
+        (overrides made after loading included). `exclude` leaves keys of a section out."""
+        exclude = exclude or {}
+        return {name: getattr(self, name).model_dump(mode="json", exclude=exclude.get(name)) for name in sections}
+
+    # Output paths of one stage that later stages read. Each is written once in params.yaml, at the
+    # stage that writes it; the readers derive it here, so the two can never point at different places.
+    @property
+    def raw_dir(self) -> Path:
+        """What `data synth` / `data ensure` write (`data.out_dir`) and prepare reads."""
+        return Path(self.data.out_dir)
+
+    @property
+    def prepared_dir(self) -> Path:
+        """What prepare writes (`prepare.out_dir`) and every later stage reads."""
+        return Path(self.prepare.out_dir)
+
+    @property
+    def model_dir(self) -> Path:
+        """The trained model (`train.output_dir`) that evaluate, sweep and registration read."""
+        return Path(self.train.output_dir)
+
+    @property
+    def train_report_path(self) -> Path:
+        """The training's TrainReport (in `train.report_dir`): its MLflow run is the one evaluate and
+        sweep log onto and registration registers."""
+        return Path(self.train.report_dir) / "metrics.json"
+
+    @property
+    def budgets_path(self) -> Path:
+        """The sweep's SweepBudgets (in `sweep.out_dir`) that registration stores on the version."""
+        return Path(self.sweep.out_dir) / "budgets.json"
+
+    @property
+    def index_dir(self) -> Path:
+        """The served index the index stage builds (in `index.out_dir`) and registration links."""
+        return Path(self.index.out_dir) / "index"
+
+    @property
+    def index_latency_path(self) -> Path:
+        """The index stage's IndexLatency (in `index.out_dir`) that registration stores on the version."""
+        return Path(self.index.out_dir) / "latency.json"
 
 
 @functools.cache
@@ -165,13 +212,6 @@ def section(params: ParamsRoot | Mapping[str, Any], key: str, model: type[Sectio
 
 def load_section(key: str, model: type[Section], path: str | Path = DEFAULT_PARAMS) -> Section:
     return section(load_root(path), key, model)
-
-
-def prepared_dir(params: ParamsRoot | Mapping[str, Any]) -> Path:
-    """Where the prepare stage writes (params.yaml `prepare.out_dir`), read by every later stage."""
-    from metaembed.data.params import PrepareParams
-
-    return Path(section(params, "prepare", PrepareParams).out_dir)
 
 
 # dotted overrides ---------------------------------------------------------------------------------

@@ -46,7 +46,10 @@ class MetaEmbed(nn.Module):
         self.decoder = backbone.model  # replaced by its PEFT wrapper when LoRA is on
         total_meta = self.params.num_query_meta + self.params.num_candidate_meta
         self.meta = nn.Embedding(total_meta, hidden) if self.params.pooling == "meta" else None
-        self.projection = nn.Linear(hidden, self.params.projection_dim) if self.params.projection_dim else None
+        # Without a bias under centering: a bias would add back, after centering, the shared component
+        # centering removes, and the embeddings collapse onto it (../shared/LEARNABILITY.md's probe).
+        self.projection = (nn.Linear(hidden, self.params.projection_dim, bias=not self.params.centering)
+                           if self.params.projection_dim else None)
         if self.params.centering:
             slots = {"query": self.num_vectors("query"), "candidate": self.num_vectors("candidate")}
             if None in slots.values():
@@ -316,7 +319,8 @@ class MetaEmbed(nn.Module):
             state["meta.weight"] = self.meta.weight
         if self.projection is not None:
             state["projection.weight"] = self.projection.weight
-            state["projection.bias"] = self.projection.bias
+            if self.projection.bias is not None:
+                state["projection.bias"] = self.projection.bias
         if self.params.centering:
             state["center_query"] = self.center_query
             state["center_candidate"] = self.center_candidate

@@ -6,10 +6,14 @@ the stage to re-run, instead of as a KeyError (or a silently wrong number) furth
 
     TrainReport     artifacts/train/metrics.json     train -> evaluate, sweep (their MLflow run), register
     EvaluateReport  artifacts/evaluate/report.json   evaluate -> baselines
-    SweepBudgets    artifacts/sweep/budgets.json     sweep -> register -> the promotion gate (a version tag)
+    SweepBudgets    artifacts/sweep/budgets.json     sweep -> index, register -> the promotion gate (a version tag)
+    IndexLatency    artifacts/index/latency.json     index -> register -> the promotion gate (a version tag)
 
-The other outputs (the evaluate and sweep metrics.json, latency.json, plot_data.json) are read
-only by DVC and by people.
+The paths shown are the defaults; writer and readers take them from params.yaml, through
+`metaembed.config.ParamsRoot.train_report_path`, `.budgets_path` and `.index_latency_path`.
+
+The other outputs (the evaluate, sweep and index metrics.json, the sweep's latency.json,
+plot_data.json) are read only by DVC and by people.
 """
 
 from __future__ import annotations
@@ -158,4 +162,68 @@ class SweepBudgets(StageOutput):
 
     def compact_json(self) -> str:
         """The table as one line of JSON, small enough for a model-version tag."""
+        return self.model_dump_json()
+
+
+# index ---------------------------------------------------------------------------------------------
+class IndexBudgetLatency(_Contract):
+    """Search time per query at one budget on the built index (medians of single-query searches)."""
+
+    name: str = Field(min_length=1)  # the sweep's budget name
+    r_q: int = Field(ge=1)
+    r_c: int = Field(ge=1)
+    index_bytes_per_candidate: int = Field(ge=0)  # the r_c vectors a search reads, in the index's dtype
+    exhaustive_ms: float = Field(ge=0)
+    two_stage_ms: float | None = Field(None, ge=0)  # None: the index has no first stage
+    recall_at_k: float | None = Field(None, ge=0, le=1)  # two-stage top-k's share of the exhaustive top-k
+
+    @property
+    def served_ms(self) -> float:
+        """What a served search costs: two-stage when the index has a first stage."""
+        return self.exhaustive_ms if self.two_stage_ms is None else self.two_stage_ms
+
+
+class BuiltIndex(_Contract):
+    path: str = Field(min_length=1)  # the index folder, as params.yaml names it
+    manifest_sha256: str = Field(min_length=64, max_length=64)  # its manifest.json, which lists every file's sha256
+    candidates: int = Field(ge=1)
+    vectors: int = Field(ge=1)  # R_c stored per candidate
+    dim: int = Field(ge=1)
+    dtype: str = Field(min_length=1)
+    first_stage: str | None
+    built_at: str
+    build_s: float = Field(ge=0)
+
+
+class IndexLatency(StageOutput):
+    """artifacts/index/latency.json: the served index of the evaluation corpus and its search latency
+    per budget; registration copies it onto the model version and the gate reads it from there."""
+
+    MISSING: ClassVar[str] = "run the index stage first (`metaembed index stage` or `dvc repro index`)"
+    RERUN: ClassVar[str] = "re-run the index stage (`dvc repro index`)"
+
+    model_sha256: str = Field(min_length=64, max_length=64)  # registry.digest.folder_sha256 of the model indexed
+    sweep_run_id: str | None  # the mlflow_run_id of the budgets.json whose budgets were timed
+    index: BuiltIndex
+    k: int = Field(ge=1)
+    first_stage_k: int | None = Field(None, ge=1)  # None: exhaustive search only
+    queries: int = Field(ge=1)
+    repeats: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    other_cores: float | None  # cores other processes kept busy while timing (None: unknown)
+    machine: dict[str, str | int]
+    budgets: list[IndexBudgetLatency] = Field(min_length=1)
+
+    @property
+    def search(self) -> str:
+        """How the served index searches, in words."""
+        if self.first_stage_k is None:
+            return "exhaustive search"
+        return f"two-stage search ({self.index.first_stage}, first_stage_k={self.first_stage_k})"
+
+    def row(self, name: str) -> IndexBudgetLatency | None:
+        return next((row for row in self.budgets if row.name == name), None)
+
+    def compact_json(self) -> str:
+        """One line of JSON, small enough for a model-version tag."""
         return self.model_dump_json()

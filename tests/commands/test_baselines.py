@@ -27,7 +27,7 @@ def tiny_params(tmp_path, backbone_params) -> Path:
                                       "eval": {"queries_per_subset": 2, "candidates": 6, "twins_per_query": 3},
                                       "pages": {"train_docs": 2, "eval_docs": 2}})
     generate(data, tmp_path / "raw", progress=False)
-    run_prepare(PrepareParams(raw_dir=str(tmp_path / "raw"), out_dir=str(tmp_path / "prepared")), progress=False)
+    run_prepare(tmp_path / "raw", PrepareParams(out_dir=str(tmp_path / "prepared")), progress=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["backbone"].update(name_or_path="tiny", cache_dir=backbone_params.cache_dir)
     params["model"].update(num_query_meta=2, num_candidate_meta=4)

@@ -32,14 +32,14 @@ def setup(tmp_path_factory, backbone_params):
                                       "eval": {"queries_per_subset": 2, "candidates": 6, "twins_per_query": 3},
                                       "pages": {"train_docs": 2, "eval_docs": 2}})
     generate(data, root / "raw", progress=False)
-    run_prepare(PrepareParams(raw_dir=str(root / "raw"), out_dir=str(root / "prepared")), progress=False)
+    run_prepare(root / "raw", PrepareParams(out_dir=str(root / "prepared")), progress=False)
     torch.manual_seed(0)
     MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=2, num_candidate_meta=4),
               backbone_params).save_pretrained(root / "model")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["prepare"]["out_dir"] = str(root / "prepared")
-    params["evaluate"].update(model_dir=str(root / "model"), out_dir=str(root / "evaluate"),
-                              budgets=[[1, 1], [2, 4]], num_threads=1)
+    params["train"]["output_dir"] = str(root / "model")
+    params["evaluate"].update(out_dir=str(root / "evaluate"), budgets=[[1, 1], [2, 4]], num_threads=1)
     params["sweep"].update(out_dir=str(root / "sweep"), budgets=[[1, 1], [2, 4]], encode_sample=2)
     params["sweep"]["latency"].update(candidates=[100, 1000], repeats=1, quiet_wait_s=0, flush_mib=0)
     (root / "params.yaml").write_text(yaml.safe_dump(params))

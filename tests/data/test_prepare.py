@@ -34,7 +34,7 @@ def mini_raw(raw_dir, tmp_path) -> Path:
 
 
 def _params(raw: Path, mode: str = "fail", **extra) -> PrepareParams:
-    return PrepareParams(raw_dir=str(raw), out_dir=str(raw.parent / "prepared"), on_bad_rows=mode, **extra)
+    return PrepareParams(out_dir=str(raw.parent / "prepared"), on_bad_rows=mode, **extra)
 
 
 def _edit(path: Path, change) -> None:
@@ -46,7 +46,7 @@ def _edit(path: Path, change) -> None:
 
 def _fail(raw: Path) -> str:
     with pytest.raises(DataError) as caught:
-        run_prepare(_params(raw), progress=False)
+        run_prepare(raw, _params(raw), progress=False)
     assert not (raw.parent / "prepared").exists()
     return str(caught.value)
 
@@ -107,7 +107,7 @@ def test_quarantine_sets_bad_rows_aside_and_counts_them(mini_raw):
     stray_row = pq.read_table(qrels).num_rows
     _edit(qrels, lambda rows: rows.append({"query-id": 0, "corpus-id": 9999, "score": 1.0}))
     pq.write_table(pq.read_table(mini_raw / EVAL).drop_columns(["tgt_text"]), mini_raw / EVAL)
-    report = run_prepare(_params(mini_raw, "quarantine"), progress=False)
+    report = run_prepare(mini_raw, _params(mini_raw, "quarantine"), progress=False)
     out = mini_raw.parent / "prepared"
     bad = [json.loads(line) for line in (out / "quarantine" / "bad_rows.jsonl").read_text().splitlines()]
     assert sorted((b["file"], b["row"] if b["row"] is not None else -1) for b in bad) == sorted(
@@ -127,7 +127,7 @@ def test_quarantine_sets_bad_rows_aside_and_counts_them(mini_raw):
 
 def test_prepare_end_to_end(mini_raw, tmp_path):
     (mini_raw / "notes").mkdir()
-    report = run_prepare(_params(mini_raw), progress=False)
+    report = run_prepare(mini_raw, _params(mini_raw), progress=False)
     out = mini_raw.parent / "prepared"
     assert report.problems == [] and report.ignored == [str(mini_raw / "notes")]
     mixture = manifests.Mixture.load(out)
@@ -156,12 +156,12 @@ def test_prepare_end_to_end(mini_raw, tmp_path):
 
 
 def test_prepare_output_is_deterministic_and_portable(mini_raw, tmp_path):
-    run_prepare(_params(mini_raw), progress=False)
+    run_prepare(mini_raw, _params(mini_raw), progress=False)
     out = mini_raw.parent / "prepared"
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     moved = tmp_path / "elsewhere"
     shutil.copytree(mini_raw.parent, moved)  # raw and prepared move together
-    run_prepare(_params(moved / "raw"), progress=False)
+    run_prepare(moved / "raw", _params(moved / "raw"), progress=False)
     after = {p.relative_to(moved / "prepared"): p.read_bytes() for p in (moved / "prepared").rglob("*") if p.is_file()}
     assert before == after
     assert manifests.read_train(moved / "prepared", "SceneT2I_single")[0].positive.image.exists()
@@ -170,7 +170,7 @@ def test_prepare_output_is_deterministic_and_portable(mini_raw, tmp_path):
 def test_unknown_mixture_weight_names_the_source(mini_raw):
     params = _params(mini_raw, mixture={"weights": {"NoSuchSet": 2.0}})
     with pytest.raises(ValueError, match=r"prepare\.mixture\.weights names unknown training source\(s\) \['NoSuchSet'\]"):
-        run_prepare(params, progress=False)
+        run_prepare(mini_raw, params, progress=False)
 
 
 def test_catalog_knows_real_mmeb_subsets(tmp_path):
@@ -196,7 +196,7 @@ def test_counts_hold_rows_read_kept_and_quarantined_for_every_file(mini_raw):
     damaged.write_bytes(bytes(payload))
     truncated = colpali / "train-00002-of-00002.parquet"  # no footer: its row count is unknown
     truncated.write_bytes(good.read_bytes()[:200])
-    run_prepare(_params(mini_raw, "quarantine"), progress=False)
+    run_prepare(mini_raw, _params(mini_raw, "quarantine"), progress=False)
     counts = json.loads((mini_raw.parent / "prepared" / "counts.json").read_text())
     for name, source in counts["sources"].items():
         for file, entry in source["files"].items():

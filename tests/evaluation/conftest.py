@@ -27,7 +27,7 @@ def eval_prepared(tmp_path_factory) -> Path:
                                       "eval": {"queries_per_subset": 3, "candidates": 10},
                                       "pages": {"train_docs": 2, "eval_docs": 3}})
     generate(data, root / "raw", progress=False)
-    run_prepare(PrepareParams(raw_dir=str(root / "raw"), out_dir=str(root / "prepared")), progress=False)
+    run_prepare(root / "raw", PrepareParams(out_dir=str(root / "prepared")), progress=False)
     return root / "prepared"
 
 
@@ -142,8 +142,8 @@ def eval_params(tmp_path, eval_prepared, saved_model, mlflow_store, request):
         fields = {
             "prepare": {"out_dir": str(eval_prepared)},
             "tracking": mlflow_store[0].model_dump(),
-            "evaluate": {"model_dir": str(saved_model), "train_report": str(report),
-                         "out_dir": str(tmp_path / "evaluate"), "budgets": [[1, 1], [2, 4], [4, 8]],
+            "train": {"output_dir": str(saved_model), "report_dir": str(report.parent)},
+            "evaluate": {"out_dir": str(tmp_path / "evaluate"), "budgets": [[1, 1], [2, 4], [4, 8]],
                          "batch_size": 16, "num_threads": 1, "log_to_mlflow": mlflow},
             "sweep": {"out_dir": str(tmp_path / "sweep"), "budgets": [[1, 1], [2, 4], [4, 8]],
                       "log_to_mlflow": mlflow,

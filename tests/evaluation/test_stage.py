@@ -4,14 +4,15 @@ import json
 
 import pytest
 
-from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
+from metaembed.config import load_root
+from metaembed.evaluation.stage import run_evaluate
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluate_writes_dvc_metrics_plots_and_logs_onto_the_training_run(eval_params, mlflow_run, tmp_path):
-    config = EvaluateConfig.from_file(eval_params(mlflow=True))
-    metrics = run_evaluate(config, progress=False)
+    params = load_root(eval_params(mlflow=True))
+    metrics = run_evaluate(params, progress=False)
 
     out = tmp_path / "evaluate"
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -36,30 +37,29 @@ def test_evaluate_writes_dvc_metrics_plots_and_logs_onto_the_training_run(eval_p
 def test_a_rerun_reuses_the_embeddings_of_the_same_model(eval_params, tmp_path, monkeypatch):
     import metaembed.evaluation.encode as encode
 
-    config = EvaluateConfig.from_file(eval_params())
-    first = run_evaluate(config, progress=False)
+    params = load_root(eval_params())
+    first = run_evaluate(params, progress=False)
 
     def refuse(*args, **kwargs):
         raise AssertionError("re-encoded although the cache matches")
 
     monkeypatch.setattr(encode, "encode_side", refuse)
-    second = run_evaluate(config, progress=False)
+    second = run_evaluate(params, progress=False)
     assert second["budgets"] == first["budgets"] and second["mlflow_run_id"] is None
 
 
 def test_missing_inputs_fail_before_any_encoding_with_what_to_do(eval_params, tmp_path):
-    config = EvaluateConfig.from_file(eval_params({"evaluate.train_report": str(tmp_path / "nope.json"),
-                                                   "evaluate.log_to_mlflow": True}))
-    with pytest.raises(FileNotFoundError, match="nope.json not found: train first"):
-        run_evaluate(config, progress=False)
-    config = EvaluateConfig.from_file(eval_params({"evaluate.model_dir": str(tmp_path / "none")}))
+    params = load_root(eval_params({"train.report_dir": str(tmp_path / "nope"), "evaluate.log_to_mlflow": True}))
+    with pytest.raises(FileNotFoundError, match="nope/metrics.json not found: train first"):
+        run_evaluate(params, progress=False)
+    params = load_root(eval_params({"train.output_dir": str(tmp_path / "none")}))
     with pytest.raises(FileNotFoundError, match="no trained model"):
-        run_evaluate(config, progress=False)
+        run_evaluate(params, progress=False)
 
 
 def test_a_run_missing_from_the_store_is_named(eval_params, tmp_path, mlflow_store):
     path = eval_params({"evaluate.budgets": [[1, 1]]}, mlflow=True)
     (tmp_path / "train" / "metrics.json").write_text('{"mlflow_run_id": "0123456789abcdef0123456789abcdef"}')
-    config = EvaluateConfig.from_file(path)
+    params = load_root(path)
     with pytest.raises(ValueError, match="MLflow run 0123456789abcdef0123456789abcdef is not in the tracking store"):
-        run_evaluate(config, progress=False, root=mlflow_store[1])
+        run_evaluate(params, progress=False, root=mlflow_store[1])

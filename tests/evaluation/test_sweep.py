@@ -4,15 +4,16 @@ import json
 
 import pytest
 
-from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
-from metaembed.evaluation.sweep import SweepConfig, budget_costs, run_sweep
+from metaembed.config import load_root
+from metaembed.evaluation.stage import run_evaluate
+from metaembed.evaluation.sweep import budget_costs, run_sweep
 from metaembed.stage_outputs import SweepBudgets
 
 
 def test_sweep_rescores_the_saved_embeddings_and_writes_the_budget_table(eval_params, mlflow_run, tmp_path):
     path = eval_params(mlflow=True)
-    evaluated = run_evaluate(EvaluateConfig.from_file(path), progress=False)
-    result = run_sweep(SweepConfig.from_file(path), progress=False)
+    evaluated = run_evaluate(load_root(path), progress=False)
+    result = run_sweep(load_root(path), progress=False)
 
     # What registration and the gate read back is what the sweep measured.
     assert SweepBudgets.read(tmp_path / "sweep" / "budgets.json") == result
@@ -47,12 +48,12 @@ def test_sweep_rescores_the_saved_embeddings_and_writes_the_budget_table(eval_pa
 def test_sweep_refuses_a_missing_or_stale_embedding_cache(eval_params, tmp_path, backbone_params):
     path = eval_params()
     with pytest.raises(FileNotFoundError, match="no embedding cache"):
-        run_sweep(SweepConfig.from_file(path), progress=False)
-    run_evaluate(EvaluateConfig.from_file(path), progress=False)
+        run_sweep(load_root(path), progress=False)
+    run_evaluate(load_root(path), progress=False)
     (tmp_path / "evaluate" / "embeddings" / "embeddings.json").write_text(
         json.dumps({"format": 1, "encoder": "another model", "keys": {"query": [], "candidate": []}}))
     with pytest.raises(ValueError, match="embeddings of another model"):
-        run_sweep(SweepConfig.from_file(path), progress=False)
+        run_sweep(load_root(path), progress=False)
 
 
 def test_token_level_costs_use_the_mean_number_of_vectors():

@@ -5,16 +5,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metaembed.config import ParamsError
+from metaembed.config import ParamsError, validate_params
 from metaembed.experiments import baselines
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_each_run_gets_its_seed_and_its_own_folders(tmp_path):
-    params = baselines.run_params({"train": {"seed": 0, "max_steps": 300}}, {"loss.mmr": False}, 2,
-                                  tmp_path / "no_mmr" / "seed2", {"train.max_steps": 4})
-    assert params["train"]["seed"] == 2 and params["train"]["max_steps"] == 4 and params["loss"]["mmr"] is False
-    assert params["train"]["output_dir"] == str(tmp_path / "no_mmr" / "seed2" / "model")
-    assert params["evaluate"]["train_report"] == str(tmp_path / "no_mmr" / "seed2" / "train" / "metrics.json")
+    run_dir = tmp_path / "no_mmr" / "seed2"
+    params = baselines.run_params(yaml.safe_load((REPO / "params.yaml").read_text()), {"loss.mmr": False}, 2,
+                                  run_dir, {"train.max_steps": 40})
+    assert params["train"]["seed"] == 2 and params["train"]["max_steps"] == 40 and params["loss"]["mmr"] is False
+    root = validate_params(params)
+    assert root.model_dir == run_dir / "model"
+    assert root.train_report_path == run_dir / "train" / "metrics.json"  # what its evaluation logs onto
     assert baselines.role(params) == "no_mmr"
     assert baselines.role({"model": {"pooling": "tokens"}}) == "token_level"
     assert baselines.role({"model": {"pooling": "last"}, "loss": {"mmr": False}}) == "single_vector"
@@ -103,7 +107,7 @@ def test_the_results_document_is_rewritten_between_its_markers_only(tmp_path):
 
 
 def _side_params(tmp_path: Path, name: str, temperature: float) -> Path:
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["loss"]["temperature"] = temperature
     path = tmp_path / name
     path.write_text(yaml.safe_dump(params))

@@ -32,10 +32,11 @@ def _load_registry_fixtures():
 
 
 _registry = _load_registry_fixtures()
-saved_models, store_dir, project, budget_table_fixture = (
-    _registry.saved_models, _registry.store_dir, _registry.project, _registry.budget_table_fixture)
+saved_models, store_dir, project, sweep_stage, budget_table_fixture, index_stage_fixture = (
+    _registry.saved_models, _registry.store_dir, _registry.project, _registry.sweep_stage,
+    _registry.budget_table_fixture, _registry.index_stage_fixture)
 
-STAGES = ["prepare", "train", "evaluate", "sweep"]
+STAGES = ["prepare", "train", "evaluate", "sweep", "index"]
 
 
 def free_port() -> int:

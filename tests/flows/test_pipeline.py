@@ -17,6 +17,8 @@ from metaembed.orchestration import stages
 from metaembed.orchestration.registry_steps import ARTIFACT_KEY
 from metaembed.orchestration.stages import StageFailed, dvc_stage
 
+STAGES = ["prepare", "train", "evaluate", "sweep", "index"]  # flow_project's pipeline.stages
+
 
 class Recorder:
     """Stands in for `run_command`: records what the flow ran; optional failures per stage."""
@@ -54,14 +56,14 @@ def read_artifact(api_url, key):
 
 
 def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_new(flow_project, prefect_api, run):
-    run_id = flow_project.train(0, quality=0.5)
+    run_id = flow_project.train(0, quality=0.5, index_ms=2.0)  # the index stage's output is there too
     recorder = Recorder()
     state = run(flow_project, recorder)
 
     assert state.is_completed(), state.message
     summary = state.result()
-    assert recorder.calls == ["data ensure", "prepare", "train", "evaluate", "sweep"]
-    assert summary["stages"] == {stage: "ran" for stage in ["prepare", "train", "evaluate", "sweep"]}
+    assert recorder.calls == ["data ensure", "prepare", "train", "evaluate", "sweep", "index"]
+    assert summary["stages"] == {stage: "ran" for stage in STAGES}
     assert (summary["created"], summary["gate"], summary["champion"], summary["train_run_id"]) == (
         True, "promote", "1", run_id)
     assert flow_project.aliases() == {"challenger": "1", "champion": "1"}
@@ -69,10 +71,11 @@ def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_
                   if a.flow_run_id == state.state_details.flow_run_id]
     assert "Promotion gate: promote" in artifact.data and run_id in artifact.data
     assert re.search(r"\|\s*4x8\s*\|\s*0\.5000\s*\|", artifact.data)  # the budget table: quality and costs
+    assert "linked" in artifact.data and "measured by the index stage" in artifact.data
 
-    skipped = Recorder(outputs={s: f"Stage '{s}' didn't change, skipping" for s in ["prepare", "train", "evaluate", "sweep"]})
+    skipped = Recorder(outputs={s: f"Stage '{s}' didn't change, skipping" for s in STAGES})
     again = run(flow_project, skipped).result()
-    assert again["stages"] == {stage: "skipped (unchanged)" for stage in ["prepare", "train", "evaluate", "sweep"]}
+    assert again["stages"] == {stage: "skipped (unchanged)" for stage in STAGES}
     assert (again["created"], again["gate"], again["champion"]) == (False, "already champion", "1")
     assert flow_project.versions() == ["1"]
 
@@ -120,7 +123,7 @@ def test_a_transient_failure_is_retried(flow_project, prefect_api, run):
     state = run(flow_project, recorder)
 
     assert state.is_completed(), state.message
-    assert recorder.calls == ["data ensure", "prepare", "prepare", "train", "evaluate", "sweep"]
+    assert recorder.calls == ["data ensure", "prepare", "prepare", "train", "evaluate", "sweep", "index"]
 
 
 def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_project, prefect_api, run):
@@ -129,7 +132,7 @@ def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_
     state = run(flow_project, recorder)
 
     assert state.is_failed()
-    with pytest.raises(ValueError, match=r"pipeline.stages lists \['train', 'evaluate', 'sweep'\]"):
+    with pytest.raises(ValueError, match=r"pipeline.stages lists \['train', 'evaluate', 'sweep', 'index'\]"):
         state.result()
     assert recorder.calls == []
 

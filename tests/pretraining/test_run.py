@@ -66,17 +66,20 @@ def test_pretrain_resumes_from_the_last_complete_checkpoint(pretrain_params, tmp
 
 
 def test_provenance_hashes_the_pretrain_file_given(write_params, tmp_path):
-    from metaembed.pretraining.run import PretrainConfig, provenance
+    from metaembed.config import load_root
+    from metaembed.pretraining.run import NOT_USED, SECTIONS
+    from metaembed.tracking.provenance import stage_tags
 
-    configs = []
+    roots = []
     for name, lr in (("a/side.yaml", 1e-3), ("b/side.yaml", 2e-3)):
         (tmp_path / name).parent.mkdir()
         path = write_params(name=name)
         params = yaml.safe_load(path.read_text())
         params["pretrain"]["lr"] = lr
         path.write_text(yaml.safe_dump(params))
-        configs.append(PretrainConfig.from_file(path))
-    tags = [provenance(config, root=tmp_path) for config in configs]
+        roots.append(load_root(path))
+    # As pretraining tags its run.
+    tags = [stage_tags(root, root.used(*SECTIONS, exclude=NOT_USED), tmp_path) for root in roots]
     # Before: both hashed <root>/params.yaml, whatever file pretraining was given.
     assert tags[0]["params.hash"] != tags[1]["params.hash"]
     assert [t["params.path"] for t in tags] == [str(tmp_path / "a" / "side.yaml"), str(tmp_path / "b" / "side.yaml")]

@@ -1,8 +1,9 @@
-"""A project folder with what the train and sweep stages leave behind, on one shared MLflow store.
+"""A project folder with what the train, sweep and index stages leave behind, on one shared MLflow store.
 
 The store (an sqlite schema costs ~2 s to create) is shared by the session; every test gets its
-own registered-model name, so registries never mix. budgets.json is the real sweep's output on
-a tiny model (measured once per session); a test sets only the numbers the gate judges.
+own registered-model name, so registries never mix. budgets.json and the index stage's
+latency.json are the real stages' output on a tiny model (measured once per session); a test
+sets only the numbers the gate judges.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import mlflow
 import pytest
 import yaml
 
-from metaembed.stage_outputs import SweepBudgets
+from metaembed.stage_outputs import IndexLatency, SweepBudgets
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGETS = [[1, 1], [4, 8]]
-SERVED = (4, 8)  # promotion.budget of the project below
+SERVED = (4, 8)  # the budget the gate serves when the cheaper 1x1 is more than max_quality_drop worse
+SERVED_NAME = "4x8"
 LATENCY_SIZES = [100, 1000]  # synthetic index sizes the sweep times (small: seconds)
 
 
@@ -58,30 +60,53 @@ def project_params(path: Path, sections: dict) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", name="budget_table")
-def budget_table_fixture(tmp_path_factory, saved_models, prepared_dir):
-    """budgets.json as the real evaluate and sweep stages write it for saved_models[0] (no MLflow)."""
-    from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
-    from metaembed.evaluation.sweep import SweepConfig, run_sweep
+@pytest.fixture(scope="session")
+def sweep_stage(tmp_path_factory, saved_models, prepared_dir) -> Path:
+    """params.yaml of a folder where the real evaluate and sweep stages ran for saved_models[0] (no MLflow)."""
+    from metaembed.config import load_root
+    from metaembed.evaluation.stage import run_evaluate
+    from metaembed.evaluation.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("sweep-stage")
     path = project_params(root / "params.yaml", {
         "prepare": {"out_dir": str(prepared_dir)},
-        "evaluate": {"model_dir": str(saved_models[0]), "out_dir": str(root / "evaluate"), "budgets": BUDGETS,
-                     "batch_size": 16, "num_threads": 1, "log_to_mlflow": False},
+        "train": {"output_dir": str(saved_models[0])},
+        "evaluate": {"out_dir": str(root / "evaluate"), "budgets": BUDGETS, "batch_size": 16, "num_threads": 1,
+                     "log_to_mlflow": False},
         "sweep": {"out_dir": str(root / "sweep"), "budgets": BUDGETS, "encode_sample": 2, "log_to_mlflow": False,
                   "latency": {"candidates": LATENCY_SIZES, "repeats": 1, "warmup": 0, "quiet_wait_s": 0,
                               "flush_mib": 0}},
+        "index": {"out_dir": str(root / "index"), "latency": {"queries": 4, "repeats": 1}},
     })
-    run_evaluate(EvaluateConfig.from_file(path), progress=False)
-    run_sweep(SweepConfig.from_file(path), progress=False)
-    return SweepBudgets.read(root / "sweep" / "budgets.json")
+    params = load_root(path)
+    run_evaluate(params, progress=False)
+    run_sweep(params, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session", name="budget_table")
+def budget_table_fixture(sweep_stage):
+    """budgets.json as the real evaluate and sweep stages write it for saved_models[0]."""
+    from metaembed.config import load_root
+
+    return SweepBudgets.read(load_root(sweep_stage).budgets_path)
+
+
+@pytest.fixture(scope="session", name="index_stage")
+def index_stage_fixture(sweep_stage) -> tuple[IndexLatency, Path]:
+    """latency.json and the index folder as the real index stage writes them after that sweep."""
+    from metaembed.config import load_root
+    from metaembed.serving.stage import run_index_stage
+
+    params = load_root(sweep_stage)
+    return run_index_stage(params, progress=False), params.index_dir
 
 
 def as_measured(table, run_id: str | None, quality: float, index_bytes: int | None = None,
-                latency_ms: float | None = None):
-    """The sweep's table for training run `run_id`, with the gate's numbers at the served budget
-    set: `quality` (of the table's metric), bfloat16 `index_bytes` and `latency_ms` at every size.
+                latency_ms: float | None = None, cheap_quality: float | None = None):
+    """The sweep's table for training run `run_id`, with the gate's numbers set: `quality` (of the
+    table's metric), bfloat16 `index_bytes` and `latency_ms` at every size at SERVED, and
+    `cheap_quality` (default: half of `quality`) at every other budget.
 
     model_copy does not validate: a test may write a value the reader must refuse.
     """
@@ -93,15 +118,11 @@ def as_measured(table, run_id: str | None, quality: float, index_bytes: int | No
                 update["index_bytes_per_candidate"] = row.index_bytes_per_candidate | {"bfloat16": index_bytes}
             if latency_ms is not None:
                 update["latency_ms_per_query"] = {size: latency_ms for size in row.latency_ms_per_query}
-            row = row.model_copy(update=update)
-        rows.append(row)
+        else:
+            cheap = quality / 2 if cheap_quality is None else cheap_quality
+            update = {"quality": row.quality | {table.quality_metric: cheap}}
+        rows.append(row.model_copy(update=update))
     return table.model_copy(update={"mlflow_run_id": run_id, "budgets": rows})
-
-
-@pytest.fixture
-def measured(budget_table):
-    """Factory: the real sweep's table with the gate's numbers set, as `as_measured` (run "run")."""
-    return lambda quality, **numbers: as_measured(budget_table, "run", quality, **numbers)
 
 
 @dataclass
@@ -112,6 +133,7 @@ class Project:
     tracking_uri: str
     saved_models: list[Path]
     sweep: SweepBudgets  # the real sweep's table (of saved_models[0])
+    index_stage: tuple[IndexLatency, Path]  # the real index stage's latency.json and index folder
     train_run_id: str | None = None  # the last `train`'s run
 
     def client(self):
@@ -119,8 +141,9 @@ class Project:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def train(self, model: int, quality: float, **table) -> str:
-        """Leave what a finished train + sweep leave: the model folder, metrics.json, budgets.json.
+    def train(self, model: int, quality: float, index_ms: float | None = None, **table) -> str:
+        """Leave what a finished train + sweep leave: the model folder, metrics.json, budgets.json;
+        with `index_ms`, what the index stage leaves too (its served ms/query at SERVED).
 
         Returns the new training run's id (a finished MLflow run with provenance tags).
         """
@@ -141,12 +164,31 @@ class Project:
         TrainReport(mlflow_run_id=self.train_run_id, metrics={"val/p_at_1_full": quality}).write(
             self.root / "artifacts" / "train" / "metrics.json")
         self.write_budgets(quality, **table)
+        shutil.rmtree(self.root / "artifacts" / "index", ignore_errors=True)
+        if index_ms is not None:
+            self.write_index(index_ms)
         return self.train_run_id
 
     def write_budgets(self, quality: float, run_id: str | None = None, **table) -> Path:
         """budgets.json as the sweep after the last `train` writes it (or after run `run_id`)."""
         measured = as_measured(self.sweep, run_id or self.train_run_id, quality, **table)
         return measured.write(self.root / "artifacts" / "sweep" / "budgets.json")
+
+    def write_index(self, served_ms: float, **update) -> IndexLatency:
+        """The index folder and latency.json as the index stage leaves them for the trained model,
+        with two-stage ms/query `served_ms` at SERVED (and `update` on the whole file)."""
+        from metaembed.registry.digest import folder_sha256
+
+        latency, folder = self.index_stage
+        target = self.root / "artifacts" / "index"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder, target / "index")
+        rows = [row.model_copy(update={"two_stage_ms": served_ms}) if row.name == SERVED_NAME else row
+                for row in latency.budgets]
+        measured = latency.model_copy(update={"model_sha256": folder_sha256(self.root / "artifacts" / "model"),
+                                              "budgets": rows, **update})
+        measured.write(target / "latency.json")
+        return measured
 
     def aliases(self) -> dict[str, str]:
         aliases = self.client().get_registered_model(self.model_name).aliases
@@ -158,7 +200,7 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path, store_dir, saved_models, budget_table, monkeypatch) -> Project:
+def project(tmp_path, store_dir, saved_models, budget_table, index_stage, monkeypatch) -> Project:
     # A developer's MLFLOW_TRACKING_URI must not receive test models; the repo's mlflow.db neither.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -169,9 +211,11 @@ def project(tmp_path, store_dir, saved_models, budget_table, monkeypatch) -> Pro
                      "experiment": "metaembed-registry-tests", "system_metrics": False},
         "train": {"output_dir": "artifacts/model", "report_dir": "artifacts/train"},
         "registry": {"model_name": name},
-        "promotion": {"budget": list(SERVED), "quality_metric": "mmeb_p_at_1", "min_quality": 0.2,
-                      "max_index_bytes_per_candidate": 4096, "index_dtype": "bfloat16", "min_gain": 0.01},
+        "promotion": {"served_budget": None, "quality_metric": "mmeb_p_at_1", "min_quality": 0.2,
+                      "max_quality_drop": 0.02, "max_index_bytes_per_candidate": 4096, "max_latency_ms": None,
+                      "min_gain": 0.01},
+        "index": {"out_dir": "artifacts/index", "dtype": "bfloat16"},
     })
-    yield Project(tmp_path, path, name, uri, saved_models, budget_table)
+    yield Project(tmp_path, path, name, uri, saved_models, budget_table, index_stage)
     mlflow.set_tracking_uri(None)  # configure() sets it process-wide
     mlflow.set_registry_uri(None)

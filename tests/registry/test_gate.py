@@ -1,21 +1,31 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
+import yaml
 
-from metaembed.config import load_section
-from metaembed.registry.gate import ALREADY, PROMOTE, REJECT, evaluate, promote
+from metaembed.config import load_root, load_section
+from metaembed.registry.gate import ALREADY, PROMOTE, REJECT, promote
 from metaembed.registry.names import BUDGETS_TAG
 from metaembed.registry.params import PromotionParams
 from metaembed.registry.register import register
 from metaembed.registry.store import RegistryError
 
+FALLBACK = "the sweep's synthetic index of 100,000 candidates (exhaustive scoring): the index stage did not run"
+
 
 def gate(project, **kwargs):
-    params = load_section("promotion", PromotionParams, project.params_path)
-    return promote(project.client(), project.model_name, params, **kwargs)
+    params = load_root(project.params_path)
+    return promote(project.client(), project.model_name, params.promotion, index_dtype=params.index.dtype, **kwargs)
+
+
+def set_promotion(project, **values) -> None:
+    params = yaml.safe_load(project.params_path.read_text())
+    params["promotion"].update(values)
+    project.params_path.write_text(yaml.safe_dump(params))
 
 
 def registered(project, model: int, quality: float, **table) -> str:
@@ -33,7 +43,8 @@ def test_the_first_good_model_becomes_champion(project):
     tags = project.client().get_model_version(project.model_name, "1").tags
     assert (tags["gate.decision"], tags["gate.champion_before"], tags["gate.budget"]) == ("promoted", "none", "4x8")
     assert [check["name"] for check in json.loads(tags["gate.checks"])] == [
-        "mmeb_p_at_1 @ 4x8", "index bytes/candidate (bfloat16)", "gain over champion"]
+        "served budget", "mmeb_p_at_1 @ 4x8", "index bytes/candidate (bfloat16)", "gain over champion",
+        "cost vs champion"]
 
 
 def test_a_first_model_below_the_minimum_quality_stays_out(project):
@@ -77,8 +88,10 @@ def test_a_better_but_too_costly_model_is_rejected(project):
     registered(project, 1, quality=0.7, index_bytes=8192)  # 8 KiB per candidate at 4x8, bound 4 KiB
     decision = gate(project)
 
-    assert decision.outcome == REJECT
-    assert decision.reason == "index 8,192 B/candidate (bfloat16) > maximum 4,096"
+    assert (decision.outcome, decision.budget) == (REJECT, "none")  # 1x1 is too poor, 4x8 too big
+    assert decision.reason == ("no budget is within every bound: 1x1: mmeb_p_at_1 0.3500 is more than 0.0200 below "
+                               "the best 0.7000 (4x8); 4x8: index 8,192 B/candidate > maximum 4,096; latency from "
+                               f"{FALLBACK} for this version")
     assert project.aliases() == {"challenger": "2", "champion": "1"}
 
 
@@ -89,7 +102,8 @@ def test_rerunning_the_gate_on_the_champion_changes_nothing(project):
     decision = gate(project)
 
     assert decision.outcome == ALREADY
-    assert [(c.name, c.value, c.passed) for c in decision.checks][-1] == ("gain over champion", "is the champion", True)
+    assert [(c.name, c.value, c.passed) for c in decision.checks][-2:] == [
+        ("gain over champion", "is the champion", True), ("cost vs champion", "is the champion", True)]
     assert project.client().get_model_version(project.model_name, "1").tags == before
 
 
@@ -148,22 +162,6 @@ def test_a_registry_that_fails_while_moving_the_alias_leaves_the_champion(projec
     assert project.aliases() == {"challenger": "2", "champion": "1"}
 
 
-def test_a_missing_budget_or_latency_fails_its_check(measured):
-    table = measured(0.5, latency_ms=5.0)
-    params = PromotionParams(budget=(16, 64), max_index_bytes_per_candidate=4096)
-    [check] = evaluate(table, None, params, has_champion=False)
-    assert not check.passed and check.failure == "budget 16x64 was not evaluated (have: 1x1, 4x8)"
-
-    params = PromotionParams(budget=(4, 8), max_latency_ms=10, latency_corpus_size=1_000_000)
-    latency = evaluate(table, None, params, has_champion=False)[1]
-    # The sizes the fixture's sweep timed.
-    assert not latency.passed and "no latency measured at 1,000,000 candidates (have: 100, 1000)" == latency.failure
-
-    params = PromotionParams(budget=(4, 8), max_latency_ms=4.0, latency_corpus_size=1000)
-    latency = evaluate(table, None, params, has_champion=False)[1]
-    assert (latency.value, latency.passed) == ("5", False)
-
-
 def test_an_unreadable_budget_table_is_named_in_the_rejection(project):
     version = registered(project, 0, quality=0.5)
     client = project.client()
@@ -185,8 +183,97 @@ def test_the_promote_command_prints_the_decision_table(project, capsys):
     assert main(["promote", "--dry-run", "--params", str(project.params_path)]) == 0
     out = capsys.readouterr().out
     assert "would promote" in out and "mmeb_p_at_1 @ 4x8" in out and "0.5000" in out
+    assert "served at budget 4x8" in out and "0.2500" in out and "more than 0.0200 below" in out  # the 1x1 row
     assert project.aliases() == {"challenger": "1"}
 
     assert main(["promote", "--params", str(project.params_path)]) == 0
     assert "promoted v1" in capsys.readouterr().out
     assert project.aliases() == {"challenger": "1", "champion": "1"}
+
+
+def test_the_cheapest_budget_within_the_quality_drop_is_served_and_described(project):
+    registered(project, 0, quality=0.5, cheap_quality=0.49)  # 1x1 within max_quality_drop 0.02 of 4x8
+    decision = gate(project)
+
+    assert (decision.outcome, decision.budget) == (PROMOTE, "1x1")
+    version = project.client().get_model_version(project.model_name, "1")
+    assert version.tags["gate.budget"] == "1x1"
+    description = version.description
+    assert description.startswith("**Promotion gate: promote** (")
+    assert "served budget **1x1**" in description and "every check passes at 1x1 (first champion)" in description
+    assert re.search(r"\|\s*1x1\s*\|\s*0\.4900\s*\|\s*256\s*\|.*\|\s*\*\*served\*\*\s*\|", description)
+    assert re.search(r"\|\s*4x8\s*\|\s*0\.5000\s*\|\s*2,048\s*\|.*eligible, not the cheapest", description)
+    assert "Quality and cost per retrieval budget" in description  # the registration's full table stays below
+
+
+def test_the_minimum_quality_applies_at_the_chosen_budget(project):
+    # 4x8 (0.21) clears min_quality 0.2, but the cheaper 1x1 (0.195) is within the drop and is served.
+    registered(project, 0, quality=0.21, cheap_quality=0.195)
+    decision = gate(project)
+
+    assert (decision.outcome, decision.budget) == (REJECT, "1x1")
+    assert decision.reason.startswith("mmeb_p_at_1 0.1950 < minimum 0.2000 at 1x1;")
+    assert "champion" not in project.aliases()
+
+
+def test_with_the_index_stage_its_measured_latency_is_bounded_and_the_index_is_linked(project):
+    from metaembed.registry.indexes import linked_indexes
+
+    set_promotion(project, max_latency_ms=5.0)
+    registered(project, 0, quality=0.5, index_ms=7.5)  # 4x8's measured two-stage ms/query
+    decision = gate(project)
+
+    assert (decision.outcome, decision.budget) == (REJECT, "none")
+    assert "4x8: latency 7.5 ms/query > maximum 5" in decision.reason
+    assert "did not run" not in decision.reason and decision.table.measured
+    tags = project.client().get_model_version(project.model_name, "1").tags
+    assert tags["gate.latency_source"].startswith("measured by the index stage: two-stage search (hnsw")
+    [link] = linked_indexes(project.client(), project.model_name, "1").values()
+    assert link["path"] == str((project.root / "artifacts" / "index" / "index").resolve())
+
+    project.write_index(served_ms=2.5)  # re-timed, same model: the version's table is refreshed
+    register(project.params_path, project.root)
+    assert gate(project).promote
+
+
+def test_without_the_index_stage_the_fallback_is_noted(project):
+    set_promotion(project, max_latency_ms=1e6, latency_corpus_size=1000)
+    registered(project, 0, quality=0.5, latency_ms=3.0)  # the sweep's synthetic ms/query at 4x8
+    decision = gate(project)
+
+    assert decision.promote
+    latency = next(check for check in decision.checks if check.name.startswith("latency"))
+    assert (latency.name, latency.value) == ("latency ms/query (sweep, 1,000 candidates)", "3")
+    note = ("latency from the sweep's synthetic index of 1,000 candidates (exhaustive scoring): the index stage "
+            "did not run for this version")
+    assert decision.reason.endswith(note)
+    version = project.client().get_model_version(project.model_name, "1")
+    assert version.tags["gate.reason"].endswith(note) and "the index stage did not run" in version.description
+
+
+def test_the_champion_is_beaten_only_at_equal_or_lower_cost(project):
+    set_promotion(project, max_index_bytes_per_candidate=None)
+    registered(project, 0, quality=0.5, cheap_quality=0.49)  # served at 1x1, 256 B/candidate
+    assert gate(project).budget == "1x1"
+
+    registered(project, 1, quality=0.7)  # far better, but only at 4x8: 2,048 B/candidate
+    costly = gate(project)
+    assert (costly.outcome, costly.budget, costly.champion_budget) == (REJECT, "4x8", "1x1")
+    assert costly.reason.startswith("costlier than the champion: index 2,048 B/candidate > the champion's 256")
+    assert project.aliases()["champion"] == "1"
+
+    registered(project, 1, quality=0.8, cheap_quality=0.79)  # re-evaluated: better at the champion's own cost
+    cheaper = gate(project)
+    assert (cheaper.outcome, cheaper.budget) == (PROMOTE, "1x1")
+    cost = next(check for check in cheaper.checks if check.name == "cost vs champion")
+    assert cost.passed and cost.limit == "<= champion (latency +25%)"
+    assert project.aliases()["champion"] == "2"
+
+
+def test_a_pinned_served_budget_is_judged_there(project):
+    set_promotion(project, served_budget=[1, 1], min_quality=0.0)
+    registered(project, 0, quality=0.5)  # 1x1 at 0.25: far below 4x8, served anyway
+    decision = gate(project)
+
+    assert (decision.outcome, decision.budget) == (PROMOTE, "1x1")
+    assert decision.choice.rule == "pinned by promotion.served_budget (1x1)"

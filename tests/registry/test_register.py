@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from metaembed.registry.gate import promote
-from metaembed.registry.names import BUDGETS_TAG, SHA_TAG, TRAIN_RUN_TAG
+from metaembed.registry.names import BUDGETS_TAG, INDEX_LATENCY_TAG, SHA_TAG, TRAIN_RUN_TAG
 from metaembed.registry.params import PromotionParams
-from metaembed.registry.register import folder_sha256, register
-from metaembed.stage_outputs import StageOutputError, SweepBudgets, TrainReport
+from metaembed.registry.digest import folder_sha256
+from metaembed.registry.register import register
+from metaembed.stage_outputs import IndexLatency, StageOutputError, SweepBudgets, TrainReport
 
 
 def test_a_trained_model_becomes_a_version_with_provenance_and_the_challenger_alias(project):
@@ -118,9 +119,10 @@ def test_registry_params_are_validated(project):
     from metaembed.registry.params import PromotionParams
 
     params = yaml.safe_load(project.params_path.read_text())
-    params["promotion"].pop("max_index_bytes_per_candidate")
+    params["promotion"] |= {"budget": [16, 64], "index_dtype": "bfloat16"}  # the keys before served_budget
     project.params_path.write_text(yaml.safe_dump(params))
-    with pytest.raises(ParamsError, match="promotion.*max_index_bytes_per_candidate and/or max_latency_ms"):
+    with pytest.raises(ParamsError, match=r"promotion\.budget: unknown key: .*\(did you mean `served_budget`\?\).*"
+                                          r"promotion\.index_dtype: unknown key"):
         load_section("promotion", PromotionParams, project.params_path)
 
 
@@ -152,8 +154,44 @@ def test_a_sweep_without_vidore_sets_is_registered_and_judged(project):
     tagged = SweepBudgets.parse(project.client().get_model_version(project.model_name, version).tags[BUDGETS_TAG],
                                 BUDGETS_TAG)
     assert tagged.row((4, 8)).quality == {"mmeb_p_at_1": 0.5, "vidore_ndcg_at_5": None}
-    params = PromotionParams(budget=(4, 8), max_index_bytes_per_candidate=4096)
-    assert promote(project.client(), project.model_name, params).promote
+    decision = promote(project.client(), project.model_name, PromotionParams(max_index_bytes_per_candidate=4096))
+    assert (decision.promote, decision.budget) == (True, "4x8")
+
+
+def test_the_index_stage_output_is_stored_on_the_version_and_its_index_linked(project):
+    from metaembed.registry.indexes import linked_indexes
+
+    project.train(0, quality=0.5, index_ms=2.5)
+    registration = register(project.params_path, project.root)
+
+    tags = project.client().get_model_version(project.model_name, registration.version).tags
+    stored = IndexLatency.parse(tags[INDEX_LATENCY_TAG], INDEX_LATENCY_TAG)
+    assert stored == registration.index_latency and stored.row("4x8").two_stage_ms == 2.5
+    [(key, link)] = linked_indexes(project.client(), project.model_name, registration.version).items()
+    assert key == registration.index_tag
+    assert (link["manifest_sha256"], link["candidates"]) == (stored.index.manifest_sha256, str(stored.index.candidates))
+    description = project.client().get_model_version(project.model_name, registration.version).description
+    assert f"ms/query two-stage @ {stored.index.candidates}" in description
+
+
+def test_index_stage_output_of_another_model_or_index_is_refused(project):
+    project.train(0, quality=0.5, index_ms=2.5)
+    latency = project.root / "artifacts" / "index" / "latency.json"
+    project.write_index(2.5, model_sha256="0" * 64)  # timed before the model was retrained
+    with pytest.raises(StageOutputError, match=r"latency\.json timed an index of the model with sha256 000000000000"
+                                               r"\.\.\., but the trained model hashes to .* re-run the index stage "
+                                               r"\(`dvc repro index`\), or delete .*latency\.json"):
+        register(project.params_path, project.root)
+
+    project.write_index(2.5)
+    (project.root / "artifacts" / "index" / "index" / "manifest.json").write_text("{}")  # rebuilt since it was timed
+    with pytest.raises(StageOutputError, match=r"manifest\.json is not the index it timed"):
+        register(project.params_path, project.root)
+
+    latency.unlink()  # no index stage: registered without measured latency, nothing linked
+    registration = register(project.params_path, project.root)
+    assert registration.index_latency is None and registration.index_tag is None
+    assert INDEX_LATENCY_TAG not in project.client().get_model_version(project.model_name, "1").tags
 
 
 def test_the_train_report_is_read_with_its_contract(project):

@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from metaembed.config import load_root
 from metaembed.training import determinism
-from metaembed.training.run import TrainConfig, train
+from metaembed.training.run import train
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_two_identical_runs_in_one_process_give_bit_identical_weights(write_para
     runs = []
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
-        train(TrainConfig.from_file(write_params(overrides, name=f"{name}/params.yaml")), tmp_path)
+        train(load_root(write_params(overrides, name=f"{name}/params.yaml")), tmp_path)
         runs.append(_weights(tmp_path / name / "model"))
         # What other work in the same process (a test, an Optuna trial, an evaluation) may leave behind.
         torch.set_num_threads(torch.get_num_threads() + 1)

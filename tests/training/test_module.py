@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from metaembed.cli import main
+from metaembed.config import load_root
 from metaembed.model import MetaEmbed
 from metaembed.training.module import (
     CollapseWatch,
@@ -18,7 +19,7 @@ from metaembed.training.module import (
     embedding_spread,
 )
 from metaembed.training.params import TrainParams
-from metaembed.training.run import TrainConfig, train
+from metaembed.training.run import train
 
 
 def test_spread_is_zero_for_one_point_about_one_for_random_directions_and_skips_masked_vectors():
@@ -82,6 +83,6 @@ def test_a_collapsed_training_stops_with_a_clear_error_and_saves_no_model(write_
 
 def test_a_healthy_training_of_the_same_length_is_not_stopped(write_params, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    report = train(TrainConfig.from_file(write_params(_LONG_ENOUGH)), tmp_path)
+    report = train(load_root(write_params(_LONG_ENOUGH)), tmp_path)
     assert report["metrics"]["steps"] == COLLAPSE_WINDOW + 4
     assert report["metrics"]["train/embedding_spread"] > 0.1

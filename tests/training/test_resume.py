@@ -18,9 +18,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from metaembed.config import ParamsRoot, load_root
 from metaembed.pretraining.module import CaptionModule
-from metaembed.pretraining.run import PretrainConfig, pretrain
-from metaembed.training.run import TrainConfig, train
+from metaembed.pretraining.run import pretrain
+from metaembed.training.run import train
 
 
 def _command(params: Path) -> list[str]:
@@ -70,11 +71,9 @@ def test_sigkill_then_restart_resumes_and_ends_at_the_same_step(write_params, tm
 
 def test_a_changed_configuration_does_not_resume_foreign_checkpoints(write_params, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    first = train(TrainConfig.from_file(write_params({"train.max_steps": 2, "train.checkpoint_every_n_steps": 2})),
-                  tmp_path)
+    first = train(load_root(write_params({"train.max_steps": 2, "train.checkpoint_every_n_steps": 2})), tmp_path)
     assert list((tmp_path / "checkpoints").glob("step=000002.ckpt"))
-    changed = TrainConfig.from_file(write_params({"train.max_steps": 3, "train.lr": 1e-4,
-                                                  "train.checkpoint_every_n_steps": 3}))
+    changed = load_root(write_params({"train.max_steps": 3, "train.lr": 1e-4, "train.checkpoint_every_n_steps": 3}))
     report = train(changed, tmp_path)
     assert "resuming from checkpoint" not in capsys.readouterr().out
     assert report["metrics"]["steps"] == 3 and report["mlflow_run_id"] != first["mlflow_run_id"]
@@ -83,12 +82,12 @@ def test_a_changed_configuration_does_not_resume_foreign_checkpoints(write_param
 
 def test_a_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(write_params, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig.from_file(write_params({
+    params = load_root(write_params({
         "train.max_steps": 6, "train.checkpoint_every_n_steps": 1, "train.val_every_n_steps": 100,
         "train.lr": 1e30, "train.warmup_steps": 0, "train.grad_clip": 1e30,
     }))
     with pytest.raises((ValueError, RuntimeError), match="NaN or inf|loss is nan|loss is inf"):
-        train(config, tmp_path)
+        train(params, tmp_path)
     kept = sorted((tmp_path / "checkpoints").glob("step=*.ckpt"))
     assert kept, "a checkpoint from before the divergence is kept"
     state = torch.load(kept[-1], map_location="cpu", weights_only=True)
@@ -144,11 +143,11 @@ def test_a_resumed_training_sees_the_batches_and_ends_with_the_weights_of_an_uni
         (tmp_path / name).mkdir()
     monkeypatch.chdir(tmp_path)
     clean = _BatchLog()
-    train(TrainConfig.from_file(write_params(_RESUME | overrides, name="clean/params.yaml")), tmp_path,
+    train(load_root(write_params(_RESUME | overrides, name="clean/params.yaml")), tmp_path,
           callbacks=[clean])
     assert [step for step, _ in clean.seen] == list(range(8))
 
-    killed = TrainConfig.from_file(write_params(_RESUME | overrides, name="killed/params.yaml"))
+    killed = load_root(write_params(_RESUME | overrides, name="killed/params.yaml"))
     with pytest.raises(_Crash):
         train(killed, tmp_path, callbacks=[_BatchLog(crash_at=5)])
     assert not (tmp_path / "killed" / "model").exists()
@@ -162,7 +161,7 @@ def test_a_resumed_training_sees_the_batches_and_ends_with_the_weights_of_an_uni
 
 @pytest.fixture
 def pretrain_at(write_params):
-    def write(name: str) -> PretrainConfig:
+    def write(name: str) -> ParamsRoot:
         path = write_params(name=f"{name}/params.yaml")
         params = yaml.safe_load(path.read_text())
         base = path.parent
@@ -173,7 +172,7 @@ def pretrain_at(write_params):
             "checkpoint_dir": str(base / "checkpoints-pretrain"),
         }
         path.write_text(yaml.safe_dump(params))
-        return PretrainConfig.from_file(path)
+        return load_root(path)
 
     return write
 

@@ -6,14 +6,15 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from metaembed.config import load_root
 from metaembed.model import MetaEmbed
-from metaembed.training.run import TrainConfig, train
+from metaembed.training.run import SECTIONS, train
 
 
 def test_a_short_training_saves_the_model_and_tracks_the_run(write_params, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig.from_file(write_params())
-    report = train(config, root=tmp_path)
+    params = load_root(write_params())
+    report = train(params, root=tmp_path)
 
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics == report and metrics["metrics"]["steps"] == 4
@@ -38,9 +39,9 @@ def test_a_short_training_saves_the_model_and_tracks_the_run(write_params, tmp_p
 def test_training_learns_on_a_repeated_batch(write_params, tmp_path, monkeypatch):
     """Sanity of the whole loop: with a constant learning rate the loss falls clearly."""
     monkeypatch.chdir(tmp_path)
-    config = TrainConfig.from_file(write_params({"train.max_steps": 12, "train.val_every_n_steps": 100,
-                                                 "train.min_lr_ratio": 1.0, "train.lr": 3e-3}))
-    report = train(config, root=tmp_path)
+    params = load_root(write_params({"train.max_steps": 12, "train.val_every_n_steps": 100,
+                                     "train.min_lr_ratio": 1.0, "train.lr": 3e-3}))
+    report = train(params, root=tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     losses = [m.value for m in client.get_metric_history(report["mlflow_run_id"], "train/loss")]
     assert losses[-1] < losses[0]
@@ -50,16 +51,16 @@ def test_bad_train_params_name_the_key(write_params):
     from metaembed.config import ParamsError
 
     with pytest.raises(ParamsError, match="train.warmup_steps|warmup_steps .* must be smaller"):
-        TrainConfig.from_file(write_params({"train.warmup_steps": 10}))
+        load_root(write_params({"train.warmup_steps": 10}))
     with pytest.raises(ParamsError, match="train.strategy"):
-        TrainConfig.from_file(write_params({"train.strategy": "horovod"}))
+        load_root(write_params({"train.strategy": "horovod"}))
 
 
 @pytest.mark.parametrize("overrides", [{"model.pooling": "last"}, {"model.pooling": "tokens"}, {"loss.mmr": False}],
                          ids=["single-vector", "token-level", "no-mmr"])
 def test_baselines_train_by_params(write_params, tmp_path, monkeypatch, overrides):
     monkeypatch.chdir(tmp_path)
-    report = train(TrainConfig.from_file(write_params({"train.max_steps": 2, **overrides})), root=tmp_path)
+    report = train(load_root(write_params({"train.max_steps": 2, **overrides})), root=tmp_path)
     metrics = report["metrics"]
     assert metrics["steps"] == 2 and "val/p_at_1_full" in metrics
     groups = sorted(key for key in metrics if key.startswith("train/loss_"))
@@ -77,14 +78,16 @@ def _side_file(write_params, tmp_path, name: str, overrides: dict):
 def test_provenance_describes_the_file_given_the_data_read_and_the_code(write_params, tmp_path, prepared_dir):
     import subprocess
 
-    from metaembed.tracking.provenance import CODE_ROOT, folder_hash
-    from metaembed.training.run import provenance
+    from metaembed.tracking.provenance import CODE_ROOT, folder_hash, stage_tags
 
-    a = TrainConfig.from_file(_side_file(write_params, tmp_path, "a/side.yaml", {"loss.temperature": 0.09}))
-    b = TrainConfig.from_file(_side_file(write_params, tmp_path, "b/side.yaml", {"loss.temperature": 0.03}))
+    def provenance(params, root):  # as training tags its run
+        return stage_tags(params, params.used(*SECTIONS), root)
+
+    a = load_root(_side_file(write_params, tmp_path, "a/side.yaml", {"loss.temperature": 0.09}))
+    b = load_root(_side_file(write_params, tmp_path, "b/side.yaml", {"loss.temperature": 0.03}))
     copy = tmp_path / "a" / "copy.yaml"  # the same values, other comments, another file
     copy.write_text("# a copy\n" + (tmp_path / "a" / "side.yaml").read_text())
-    a_again = TrainConfig.from_file(copy)
+    a_again = load_root(copy)
     tags_a, tags_b = provenance(a, root=tmp_path), provenance(b, root=tmp_path)
     # Before: both hashed <root>/params.yaml (here: none, "missing"), whatever file the run was given.
     assert tags_a["params.hash"] != tags_b["params.hash"]
@@ -104,8 +107,8 @@ def test_a_run_started_from_a_side_file_is_tagged_with_that_file(write_params, t
     monkeypatch.chdir(tmp_path)
     (tmp_path / "side").mkdir()
     side = write_params({"train.max_steps": 2, "loss.temperature": 0.05}, name="side/run.yaml")
-    config = TrainConfig.from_file(side)
-    report = train(config, root=tmp_path)
+    params = load_root(side)
+    report = train(params, root=tmp_path)
     tags = MlflowClient(f"sqlite:///{side.parent}/mlflow.db").get_run(report["mlflow_run_id"]).data.tags
     assert tags["params.path"] == str(side)
-    assert tags["params.hash"] == content_hash(config.used_params())  # before: "missing" (no <root>/params.yaml)
+    assert tags["params.hash"] == content_hash(params.used(*SECTIONS))  # before: "missing" (no <root>/params.yaml)

@@ -17,7 +17,7 @@ from metaembed.training.sampler import MixtureBatchSampler, PreparedTrainSet
 @pytest.fixture(scope="module")
 def prepared(raw_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "prepared"
-    run_prepare(PrepareParams(raw_dir=str(raw_dir), out_dir=str(out), check_images="exists"), progress=False)
+    run_prepare(raw_dir, PrepareParams(out_dir=str(out), check_images="exists"), progress=False)
     return out
 
 

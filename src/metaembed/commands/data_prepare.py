@@ -6,19 +6,19 @@ import argparse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (section `prepare:`)")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file (section `prepare:`; the raw folder is `data.out_dir`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaembed.config import load_section
-    from metaembed.data.params import PrepareParams
+    from metaembed.config import load_root
     from metaembed.data.prepare import run_prepare
     from metaembed.data.problems import DataError
 
-    params = load_section("prepare", PrepareParams, args.params)
+    params = load_root(args.params)
     try:
-        report = run_prepare(params, progress=not args.no_progress)
+        report = run_prepare(params.raw_dir, params.prepare, progress=not args.no_progress)
     except (DataError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}")
         return 1
@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     for path in report.ignored:
         print(f"  ignored (no reader recognises it): {path}")
     if report.quarantined_rows:
-        print(f"{report.quarantined_rows} bad row(s) quarantined in {params.out_dir}/quarantine/bad_rows.jsonl")
-    print(f"wrote {params.out_dir}")
+        print(f"{report.quarantined_rows} bad row(s) quarantined in {params.prepared_dir}/quarantine/bad_rows.jsonl")
+    print(f"wrote {params.prepared_dir}")
     return 0

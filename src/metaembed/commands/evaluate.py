@@ -7,7 +7,8 @@ import sys
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (sections evaluate, tracking, prepare)")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file (sections evaluate, train, tracking, prepare)")
     parser.add_argument("--mmeb", action="append", default=[], metavar="DIR",
                         help="an MMEB-eval folder (<DIR>/<Subset>/test-*.parquet) instead of the prepared data; "
                              "repeatable")
@@ -21,18 +22,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
+    from metaembed.config import load_root
+    from metaembed.evaluation.stage import run_evaluate
     from metaembed.evaluation.suite import load_folders
 
-    config = EvaluateConfig.from_file(args.params)
+    params = load_root(args.params)
     external = bool(args.mmeb or args.vidore)
     suite = load_folders(args.mmeb, args.vidore, args.image_root) if external else None
-    out_dir = args.out_dir or (f"{config.evaluate.out_dir}-external" if external else None)
-    metrics = run_evaluate(config, suite, out_dir, progress=not args.no_progress,
+    out_dir = args.out_dir or (f"{params.evaluate.out_dir}-external" if external else None)
+    metrics = run_evaluate(params, suite, out_dir, progress=not args.no_progress,
                            log_to_mlflow=False if args.no_mlflow else None,
                            metric_prefix="eval_external" if external else "eval")
     _print(metrics)
-    where = out_dir or config.evaluate.out_dir
+    where = out_dir or params.evaluate.out_dir
     run = f"; logged to MLflow run {metrics['mlflow_run_id']}" if metrics["mlflow_run_id"] else ""
     print(f"wrote {where}/metrics.json, report.json, quality_by_budget.png{run}")
     return 0

@@ -11,20 +11,21 @@ if TYPE_CHECKING:  # the parser is built without importing what the commands run
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (sections sweep, evaluate, tracking)")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file (sections sweep, evaluate, train, tracking, prepare)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log onto the training's MLflow run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaembed.evaluation.sweep import SweepConfig, run_sweep
+    from metaembed.config import load_root
+    from metaembed.evaluation.sweep import run_sweep
 
-    config = SweepConfig.from_file(args.params)
-    result = run_sweep(config, progress=not args.no_progress, log_to_mlflow=False if args.no_mlflow else None)
+    params = load_root(args.params)
+    result = run_sweep(params, progress=not args.no_progress, log_to_mlflow=False if args.no_mlflow else None)
     _print(result)
-    out = config.sweep.out_dir
     run = f"; logged to MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else ""
-    print(f"wrote {out}/budgets.json, metrics.json, latency.json and plots{run}")
+    print(f"wrote {params.budgets_path}, metrics.json, latency.json and plots{run}")
     return 0
 
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from metaembed.commands import training_options
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file")
-    parser.add_argument("--max-steps", type=int, help="override train.max_steps (quick checks)")
+    training_options.configure(parser, "train")
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaembed.training.run import TrainConfig, train
+    from metaembed.training.run import train
 
-    overrides = {"train.max_steps": args.max_steps} if args.max_steps is not None else None
-    config = TrainConfig.from_file(args.params, overrides)  # validated like the file: e.g. above warm-up
-    report = train(config)
-    if report:
+    report = train(training_options.load(args, "train"))
+    if report:  # only rank 0 reports
         metrics = report["metrics"]
         shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith(("val/", "train/loss", "steps", "wall"))}
         print(f"trained: {shown}; MLflow run {report['mlflow_run_id']}")

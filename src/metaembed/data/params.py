@@ -42,9 +42,8 @@ def _default_phases() -> list[CurriculumPhase]:
 
 
 class PrepareParams(_Strict):
-    """params.yaml `prepare:`: how `data/raw` is checked and turned into `data/prepared`."""
+    """params.yaml `prepare:`: how `data/raw` (`data.out_dir`) is checked and turned into `data/prepared`."""
 
-    raw_dir: str = "data/raw"
     out_dir: str = "data/prepared"
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     check_images: Literal["decode", "exists"] = "decode"

@@ -86,8 +86,9 @@ def _vidore_jobs(root: Path, checker: ImageChecker) -> tuple[list[Job], list[str
     return jobs, ignored
 
 
-def run_prepare(params: PrepareParams, progress: bool = True) -> PrepareReport:
-    raw, out = Path(params.raw_dir), Path(params.out_dir)
+def run_prepare(raw_dir: str | Path, params: PrepareParams, progress: bool = True) -> PrepareReport:
+    """Check `raw_dir` (`ParamsRoot.raw_dir`) row by row and write `params.out_dir`."""
+    raw, out = Path(raw_dir), Path(params.out_dir)
     if not raw.is_dir():
         raise FileNotFoundError(f"{raw}: raw data folder not found; run `metaembed data ensure` "
                                 f"(pulls or regenerates what data.dvc pins)")

@@ -30,9 +30,7 @@ def _check_budgets(budgets: list[Budget]) -> list[Budget]:
 
 
 class EvaluateParams(_Strict):
-    model_dir: str = "artifacts/model"
-    # The training's metrics.json: its `mlflow_run_id` is the run evaluation logs onto.
-    train_report: str = "artifacts/train/metrics.json"
+    # The model and the training run it logs onto come from `train:` (ParamsRoot.model_dir, .train_report_path).
     out_dir: str = "artifacts/evaluate"
     budgets: list[Budget] = Field(default_factory=lambda: list(DEFAULT_BUDGETS))
     batch_size: int = Field(64, gt=0)

@@ -1,4 +1,4 @@
-"""PNG figures of evaluation, sweep and baselines results (bare matplotlib Figures, Agg)."""
+"""PNG figures of evaluation, sweep, index and baselines results (bare matplotlib Figures, Agg)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,28 @@ def sweep_index_figure(rows: Sequence[Mapping], quality_metric: str, dtype: str 
     ax.set_ylabel("quality")
     _quality_axis(ax)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def index_latency_figure(rows: Sequence[Mapping], candidates: int, k: int) -> Figure:
+    """ms per query on the built index against the budget (log scale): exhaustive and two-stage,
+    each two-stage point labelled with its recall@k against the exhaustive top-k."""
+    names = [row["name"] for row in rows]
+    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(names, [row["exhaustive_ms"] for row in rows], marker="o", label="exhaustive")
+    staged = [(row["name"], row["two_stage_ms"], row["recall_at_k"]) for row in rows if row["two_stage_ms"] is not None]
+    if staged:
+        ax.plot([s[0] for s in staged], [s[1] for s in staged], marker="s", label="two-stage")
+        for name, ms, recall in staged:
+            ax.annotate(f"recall@{k} {recall:.2f}", (name, ms), textcoords="offset points", xytext=(4, -12),
+                        fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("budget (r_q x r_c)")
+    ax.set_ylabel("ms per query (median, one query at a time)")
+    ax.set_title(f"search latency on the index of {candidates:,} evaluation candidates")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return figure
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from metaembed.config import load_params, prepared_dir, section
-from metaembed.evaluation.params import EvaluateParams
+from metaembed.config import ParamsRoot
 from metaembed.evaluation.suite import Suite
 from metaembed.stage_outputs import EvaluateReport, MissingStageOutput, TrainReport
 from metaembed.tracking import TrackingParams
@@ -26,22 +24,6 @@ EMBEDDINGS_DIR = "embeddings"
 # Per-set counts and chance levels stay in report.json; as MLflow metrics they would repeat per budget.
 _NOT_SCORES = ("chance", "queries", "twin_queries", "unjudged_queries")
 _ENCODER_SOURCES = ("model.py", "batching.py", "prompts.py", "backbones/processor.py")
-
-
-@dataclass
-class EvaluateConfig:
-    evaluate: EvaluateParams
-    tracking: TrackingParams
-    prepared: Path
-
-    @classmethod
-    def from_file(cls, path: str | Path = "params.yaml") -> EvaluateConfig:
-        params = load_params(path)
-        return cls(
-            evaluate=section(params, "evaluate", EvaluateParams, path),
-            tracking=section(params, "tracking", TrackingParams, path),
-            prepared=prepared_dir(params),
-        )
 
 
 def encoder_fingerprint(model_dir: str | Path) -> str:
@@ -58,7 +40,7 @@ def encoder_fingerprint(model_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: str | Path | None = None,
+def run_evaluate(params: ParamsRoot, suite: Suite | None = None, out_dir: str | Path | None = None,
                  progress: bool = True, log_to_mlflow: bool | None = None, metric_prefix: str = "eval",
                  root: str | Path = ".") -> dict:
     """Evaluate the saved model on `suite` (default: the prepared data); returns metrics.json's content."""
@@ -69,23 +51,24 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
     from metaembed.evaluation.suite import load_prepared
     from metaembed.model import MetaEmbed
 
-    params = config.evaluate
+    settings = params.evaluate
     started = time.perf_counter()
-    if params.num_threads:
-        torch.set_num_threads(params.num_threads)
-    out = Path(out_dir or params.out_dir)
-    log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    out = Path(out_dir or settings.out_dir)
+    log = settings.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
     run_id = training_run_id(params) if log else None  # fail before the long part, not after it
-    model_dir = Path(params.model_dir)
+    model_dir = params.model_dir
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir}: no trained model (evaluate.model_dir); run `metaembed train` first")
+        raise FileNotFoundError(f"{model_dir}: no trained model (train.output_dir); run `metaembed train` first")
     model = MetaEmbed.from_pretrained(model_dir)
-    suite = suite or load_prepared(config.prepared)
+    suite = suite or load_prepared(params.prepared_dir)
     print(f"evaluating {model_dir} ({model.params.pooling} pooling) on {suite.describe()}")
     fingerprint = encoder_fingerprint(model_dir)
-    cache = _load_cache(out / EMBEDDINGS_DIR, fingerprint) if params.cache_embeddings else None
-    report, stores = evaluate_model(model, suite, params.budgets, params.recall_at, params.batch_size, progress, cache)
-    if params.cache_embeddings:
+    cache = _load_cache(out / EMBEDDINGS_DIR, fingerprint) if settings.cache_embeddings else None
+    report, stores = evaluate_model(model, suite, settings.budgets, settings.recall_at, settings.batch_size, progress,
+                                    cache)
+    if settings.cache_embeddings:
         encode.save_stores(out / EMBEDDINGS_DIR, stores, {"encoder": fingerprint, "model_dir": str(model_dir),
                                                           "pooling": model.params.pooling, "dim": model.dim})
     report.seconds["total"] = round(time.perf_counter() - started, 2)
@@ -97,14 +80,14 @@ def run_evaluate(config: EvaluateConfig, suite: Suite | None = None, out_dir: st
     _write_json(out / "metrics.json", metrics)
     figure = plots.save(plots.evaluation_figure(payload), out / "quality_by_budget.png")
     if run_id:
-        _log(run_id, config.tracking, payload, figure, metric_prefix, root)
+        _log(run_id, params.tracking, payload, figure, metric_prefix, root)
     return metrics
 
 
-def training_run_id(params: EvaluateParams, stage: str = "evaluate") -> str:
+def training_run_id(params: ParamsRoot, stage: str = "evaluate") -> str:
     """The MLflow run of the training that made the model: evaluate and sweep log onto it."""
     try:
-        return TrainReport.read(params.train_report).mlflow_run_id
+        return TrainReport.read(params.train_report_path).mlflow_run_id
     except MissingStageOutput as error:
         raise MissingStageOutput(f"{error}, or set {stage}.log_to_mlflow: false / pass --no-mlflow "
                                  "to skip MLflow") from None

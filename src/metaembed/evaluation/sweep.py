@@ -17,33 +17,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from metaembed.config import load_params, prepared_dir, section
-from metaembed.evaluation.params import QUALITY_METRICS, EvaluateParams, SweepParams
+from metaembed.config import ParamsRoot
+from metaembed.evaluation.params import QUALITY_METRICS, SweepParams
 from metaembed.stage_outputs import BudgetRow, SweepBudgets
 from metaembed.tracking import TrackingParams
 
 INDEX_DTYPES = ("float32", "bfloat16")
-
-
-@dataclass
-class SweepConfig:
-    sweep: SweepParams
-    evaluate: EvaluateParams
-    tracking: TrackingParams
-    prepared: Path
-
-    @classmethod
-    def from_file(cls, path: str | Path = "params.yaml") -> SweepConfig:
-        params = load_params(path)
-        return cls(
-            sweep=section(params, "sweep", SweepParams, path),
-            evaluate=section(params, "evaluate", EvaluateParams, path),
-            tracking=section(params, "tracking", TrackingParams, path),
-            prepared=prepared_dir(params),
-        )
 
 
 def budget_costs(vectors: dict[str, float], dim: int) -> dict:
@@ -62,7 +44,7 @@ def budget_costs(vectors: dict[str, float], dim: int) -> dict:
             "flops_per_pair": round(query * candidate * (2 * dim - 1))}
 
 
-def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | None = None,
+def run_sweep(params: ParamsRoot, progress: bool = True, log_to_mlflow: bool | None = None,
               root: str | Path = ".") -> SweepBudgets:
     """Measure every budget; write budgets.json, metrics, plots; returns budgets.json's content."""
     from tqdm import tqdm
@@ -77,23 +59,23 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
     from metaembed.evaluation.suite import load_prepared
     from metaembed.model import MetaEmbed
 
-    params, evaluate = config.sweep, config.evaluate
+    settings, evaluate = params.sweep, params.evaluate
     started = time.perf_counter()
     if evaluate.num_threads:
         import torch
 
         torch.set_num_threads(evaluate.num_threads)
-    log = params.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
-    run_id = training_run_id(evaluate, "sweep") if log else None
+    log = settings.log_to_mlflow if log_to_mlflow is None else log_to_mlflow
+    run_id = training_run_id(params, "sweep") if log else None
     cache_dir = Path(evaluate.out_dir) / EMBEDDINGS_DIR
     stores, meta = load_stores(cache_dir)
-    if meta.get("encoder") != encoder_fingerprint(evaluate.model_dir):
-        raise ValueError(f"{cache_dir} holds embeddings of another model than {evaluate.model_dir} (or older "
+    if meta.get("encoder") != encoder_fingerprint(params.model_dir):
+        raise ValueError(f"{cache_dir} holds embeddings of another model than {params.model_dir} (or older "
                          "encoding code): re-run `metaembed evaluate` first")
-    model = MetaEmbed.from_pretrained(evaluate.model_dir)
-    budgets = scoring_budgets(model.params.pooling, params.budgets, model.num_vectors("query"),
+    model = MetaEmbed.from_pretrained(params.model_dir)
+    budgets = scoring_budgets(model.params.pooling, settings.budgets, model.num_vectors("query"),
                               model.num_vectors("candidate"), key="sweep.budgets")
-    plan = plan_suite(load_prepared(config.prepared))
+    plan = plan_suite(load_prepared(params.prepared_dir))
     try:
         quality = score_stores(plan, stores, budgets, evaluate.recall_at, progress)
     except KeyError as error:
@@ -101,18 +83,18 @@ def run_sweep(config: SweepConfig, progress: bool = True, log_to_mlflow: bool | 
     rows, timings = [], {}
     with tqdm(total=len(budgets), desc="sweep: latency and encoding rate", unit="budget",
               disable=not progress) as bar:
-        gate = _gate(params)
+        gate = _gate(settings)
         for name, budget in budgets.items():
             bar.set_postfix_str(name)
-            row, timings[name] = _measure(name, budget, quality, model, plan, params, evaluate.batch_size, gate)
+            row, timings[name] = _measure(name, budget, quality, model, plan, settings, evaluate.batch_size, gate)
             rows.append(row)
             bar.update(1)
-    table = SweepBudgets(mlflow_run_id=run_id, quality_metric=params.quality_metric,
-                         budgets=_with_pareto(rows, params.quality_metric))
-    latency = {"settings": params.latency.model_dump(), "machine": _machine(), "budgets": timings}
-    _write_outputs(Path(params.out_dir), table, latency, quality, params, time.perf_counter() - started)
+    table = SweepBudgets(mlflow_run_id=run_id, quality_metric=settings.quality_metric,
+                         budgets=_with_pareto(rows, settings.quality_metric))
+    latency = {"settings": settings.latency.model_dump(), "machine": _machine(), "budgets": timings}
+    _write_outputs(params.budgets_path, table, latency, quality, settings, time.perf_counter() - started)
     if run_id:
-        _log(run_id, config.tracking, table, latency, Path(params.out_dir), root)
+        _log(run_id, params.tracking, table, latency, Path(settings.out_dir), root)
     return table
 
 
@@ -154,11 +136,13 @@ def _gate(params: SweepParams):
     return QuietGate(params.latency.quiet_wait_s, QUIET_THRESHOLD) if params.latency.quiet_wait_s > 0 else None
 
 
-def _write_outputs(out: Path, table: SweepBudgets, latency: dict, quality, params: SweepParams,
+def _write_outputs(budgets_path: Path, table: SweepBudgets, latency: dict, quality, params: SweepParams,
                    seconds: float) -> None:
+    """budgets.json where registration reads it (`ParamsRoot.budgets_path`); the rest beside it."""
     from metaembed.evaluation import plots
 
-    table.write(out / "budgets.json")
+    out = budgets_path.parent
+    table.write(budgets_path)
     metrics = {"mlflow_run_id": table.mlflow_run_id, "quality_metric": table.quality_metric,
                "budgets": {row.name: _flat_row(row) for row in table.budgets},
                "chance": quality.chance, "seconds": round(seconds, 1)}

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from metaembed.config import ParamsError, apply_overrides, load_params, prepared_dir, section, validate_params
+from metaembed.config import ParamsError, apply_overrides, load_params, load_root, section, validate_params
 from metaembed.evaluation.params import BaselinesParams
 from metaembed.markdown_table import markdown_table
 from metaembed.stage_outputs import EvaluateReport
@@ -58,8 +58,6 @@ def run_params(base: dict, variant: dict[str, Any], seed: int, run_dir: Path, sh
         "train.output_dir": str(run_dir / "model"),
         "train.report_dir": str(run_dir / "train"),
         "train.checkpoint_dir": str(run_dir / "checkpoints"),
-        "evaluate.model_dir": str(run_dir / "model"),
-        "evaluate.train_report": str(run_dir / "train" / "metrics.json"),
         "evaluate.out_dir": str(run_dir / "evaluate"),
         "evaluate.cache_embeddings": False,  # 0.4 GB per run on the default data, and nothing re-scores it
     })
@@ -115,12 +113,10 @@ def _jobs(base: dict, variants: dict[str, dict], seeds: list[int], out: Path,
 def _provenance(base: dict, options: BaselinesOptions, variants: dict[str, dict], seeds: list[int]) -> dict[str, str]:
     """The comparison's own tags: the file given with the shared overrides, the variants and seeds, the data
     every run reads and the code's commit (each training run also tags itself)."""
-    from metaembed.tracking.provenance import CODE_ROOT, run_tags
+    from metaembed.tracking.provenance import stage_tags
 
     shared = validate_params(apply_overrides(base, options.overrides), options.params_path)
-    used = {"params": shared.model_dump(mode="json"), "variants": variants, "seeds": seeds}
-    return run_tags(".", params_path=Path(options.params_path).resolve(), params=used,
-                    prepared=prepared_dir(shared).resolve(), code_root=CODE_ROOT)
+    return stage_tags(shared, {"params": shared.model_dump(mode="json"), "variants": variants, "seeds": seeds})
 
 
 def _pick_variants(settings: BaselinesParams, names: list[str] | None) -> dict[str, dict]:
@@ -137,8 +133,8 @@ def _digest(params: dict) -> str:
 
 
 def _run_one(name: str, seed: int, run_dir: Path, params: dict, options: BaselinesOptions) -> dict:
-    from metaembed.evaluation.stage import EvaluateConfig, run_evaluate
-    from metaembed.training.run import TrainConfig, train
+    from metaembed.evaluation.stage import run_evaluate
+    from metaembed.training.run import train
 
     run_dir.mkdir(parents=True, exist_ok=True)
     params_file = run_dir / "params.yaml"
@@ -153,9 +149,9 @@ def _run_one(name: str, seed: int, run_dir: Path, params: dict, options: Baselin
         status_file.write_text(json.dumps({"params_digest": digest, "done": False}) + "\n")
         started = time.perf_counter()
         try:
-            train_report = train(TrainConfig.from_file(params_file))
-            run_evaluate(EvaluateConfig.from_file(params_file), progress=options.progress,
-                         log_to_mlflow=options.log_to_mlflow)
+            loaded = load_root(params_file)  # as `metaembed train` and `evaluate` would read the run's file
+            train_report = train(loaded)
+            run_evaluate(loaded, progress=options.progress, log_to_mlflow=options.log_to_mlflow)
         except Exception as error:
             raise RuntimeError(f"baselines: {name} seed {seed} failed ({run_dir}): {error}; re-run the same "
                                "command to resume (finished runs are kept)") from error

@@ -19,7 +19,7 @@ class PipelineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stages: list[str] = Field(["prepare", "pretrain", "train", "evaluate", "sweep"], min_length=1)
+    stages: list[str] = Field(["prepare", "pretrain", "train", "evaluate", "sweep", "index"], min_length=1)
     retries: int = Field(2, ge=0)  # for transient failures only (TRANSIENT_MARKERS, registry errors)
     retry_delay_seconds: list[float] = Field([10.0, 60.0], min_length=1)  # back-off, one per retry
     promote: bool = True  # false: the gate only reports (a dry run)

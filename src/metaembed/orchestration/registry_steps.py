@@ -33,8 +33,10 @@ def promotion_gate(root: str, params: str, version: str, dry_run: bool):
     with redacted_errors():
         settings = load_root(params)  # read and checked once
         client = registry_client(settings.tracking, root)
-        decision = promote(client, settings.registry.model_name, settings.promotion, version, dry_run)
-    print(redact_credentials(f"promotion gate on v{decision.candidate}: {decision.outcome} ({decision.reason})"))
+        decision = promote(client, settings.registry.model_name, settings.promotion, version, dry_run,
+                           index_dtype=settings.index.dtype)
+    print(redact_credentials(f"promotion gate on v{decision.candidate}: {decision.outcome} at budget "
+                             f"{decision.budget} ({decision.reason})"))
     return decision
 
 

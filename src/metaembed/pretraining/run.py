@@ -10,89 +10,57 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 
-from metaembed.backbones import BackboneParams, load_backbone
-from metaembed.config import load_root, prepared_dir
+from metaembed.backbones import load_backbone
+from metaembed.config import ParamsRoot
 from metaembed.pretraining.datamodule import CaptionDataModule
 from metaembed.pretraining.module import CaptionModule
 from metaembed.pretraining.params import PretrainParams
-from metaembed.tracking import (
-    TrackingParams,
-    lightning_logger,
-    plot_loss_curve,
-    run_tags,
-)
-from metaembed.tracking.provenance import CODE_ROOT
+from metaembed.tracking import plot_loss_curve
 from metaembed.training import checkpoints
 from metaembed.training.determinism import make_deterministic
 from metaembed.training.strategy import precision
 
-
-@dataclass
-class PretrainConfig:
-    pretrain: PretrainParams
-    backbone: BackboneParams  # dtype, pixel bounds and the tiny preset's spec; name_or_path is replaced by `base`
-    tracking: TrackingParams
-    prepared: Path
-    params_path: Path | None = None  # the file these came from (provenance); None: built in code
-
-    @classmethod
-    def from_file(cls, path: str | Path = "params.yaml", overrides: dict | None = None) -> "PretrainConfig":
-        root = load_root(path, overrides)
-        return cls(pretrain=root.pretrain, backbone=root.backbone, tracking=root.tracking,
-                   prepared=prepared_dir(root), params_path=Path(path).resolve())
-
-    def used_params(self) -> dict:
-        """The validated values pretraining runs with (backbone.name_or_path is replaced by `base`)."""
-        backbone = self.backbone.model_dump(mode="json", exclude={"name_or_path"})
-        return {"pretrain": self.pretrain.model_dump(mode="json"), "backbone": backbone}
-
-    def fingerprint(self) -> dict:
-        return self.used_params() | {"prepared": str(self.prepared)}
+SECTIONS = ("pretrain", "backbone")
+# The base model comes from `pretrain.base`: backbone gives only dtype, pixel bounds and the tiny preset's
+# spec, so pointing name_or_path at this stage's output must not change the hash or void the checkpoints.
+NOT_USED = {"backbone": {"name_or_path"}}
 
 
-def pretrain(config: PretrainConfig, root: str | Path = ".") -> dict:
+def pretrain(params: ParamsRoot, root: str | Path = ".") -> dict:
     """Pretrain, save the backbone folder, and return the metrics written for DVC."""
     started = time.perf_counter()
-    params = config.pretrain
-    make_deterministic(params.seed, params.num_threads, params.accelerator)
-    backbone = load_backbone(config.backbone, with_lm_head=True, name_or_path=params.base)
-    module = CaptionModule(backbone.model.train(), params)
-    data = CaptionDataModule(config.prepared, backbone.processor, params)
+    settings = params.pretrain
+    make_deterministic(settings.seed, settings.num_threads, settings.accelerator)
+    backbone = load_backbone(params.backbone, with_lm_head=True, name_or_path=settings.base)
+    module = CaptionModule(backbone.model.train(), settings)
+    data = CaptionDataModule(params.prepared_dir, backbone.processor, settings)
 
-    resume = checkpoints.resume_point(params.checkpoint_dir, config.fingerprint())
-    logger = lightning_logger(config.tracking, run_name="pretrain", tags=provenance(config, root), root=root,
-                              run_id=resume.run_id)
+    used = params.used(*SECTIONS, exclude=NOT_USED)
+    resume, logger = checkpoints.tracked_resume(settings.checkpoint_dir, params, used, "pretrain", root)
     trainer = L.Trainer(
-        max_steps=params.max_steps,
-        accelerator=params.accelerator,
+        max_steps=settings.max_steps,
+        accelerator=settings.accelerator,
         devices=1,
-        precision=precision(params),
-        gradient_clip_val=params.grad_clip,
-        val_check_interval=params.val_every_n_steps,
+        precision=precision(settings),
+        gradient_clip_val=settings.grad_clip,
+        val_check_interval=settings.val_every_n_steps,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(10, params.max_steps // 4)),
+        log_every_n_steps=max(1, min(10, settings.max_steps // 4)),
         logger=logger,
-        callbacks=[checkpoints.checkpointing(resume.directory, params.checkpoint_every_n_steps)],
+        callbacks=[checkpoints.checkpointing(resume.directory, settings.checkpoint_every_n_steps)],
         use_distributed_sampler=False,
     )
-    logger.log_hyperparams({"pretrain": params.model_dump(mode="json"), "backbone": config.backbone.model_dump(mode="json")})
+    logger.log_hyperparams(params.used(*SECTIONS))  # the sections as the file has them, name_or_path too
     checkpoints.remember_run(resume.directory, logger.run_id)
     trainer.fit(module, datamodule=data, ckpt_path=resume.checkpoint, weights_only=True)
-    if trainer.global_step % params.val_every_n_steps:
+    if trainer.global_step % settings.val_every_n_steps:
         trainer.validate(module, datamodule=data, verbose=False)  # the final weights' held-out figures
-    return _finish(trainer, backbone, logger, params, time.perf_counter() - started)
-
-
-def provenance(config: PretrainConfig, root: str | Path = ".") -> dict[str, str]:
-    """As training's: the params used (from the file given), the data folder read, the code's commit."""
-    return run_tags(root, params_path=config.params_path, params=config.used_params(),
-                    prepared=Path(config.prepared).resolve(), code_root=CODE_ROOT)
+    return _finish(trainer, backbone, logger, settings, time.perf_counter() - started)
 
 
 def _finish(trainer, backbone, logger, params: PretrainParams, seconds: float) -> dict:

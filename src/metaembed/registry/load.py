@@ -10,13 +10,14 @@ MLflow serving only.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from metaembed.model import CONFIG_FILE, MetaEmbed
-from metaembed.registry.names import ARTIFACT_KEY
+from metaembed.registry.names import ARTIFACT_KEY, SHA_TAG
 from metaembed.registry.store import RegistryError
 from metaembed.tracking import TrackingParams, resolve_tracking_uri
 from metaembed.tracking.redact import redact_text, redact_uri
@@ -44,14 +45,86 @@ def load_model(
         return _from_folder(folder, device, trust_remote_code)
 
 
-def _from_folder(folder: Path, device: str, trust_remote_code: bool = False) -> MetaEmbed:
-    # A save_pretrained folder, or a pyfunc model folder (e.g. from `mlflow artifacts download`).
+@dataclass(frozen=True)
+class PinnedModel:
+    """A loaded model with what pins it: the sha256 of its saved folder and, from the registry,
+    the version number an alias resolved to (an alias moves; a version's files do not)."""
+
+    model: MetaEmbed
+    sha256: str  # digest.folder_sha256 of the saved MetaEmbed folder: the version's SHA_TAG
+    uri: str  # as asked for: a models:/ or runs:/ URI, or the folder's absolute path
+    name: str | None = None  # the registered model, for models:/ URIs
+    version: str | None = None
+    # The store it came from, for MLflow URIs. It may carry credentials: show it through redact_uri.
+    store: str | None = field(default=None, repr=False)
+
+    @property
+    def pinned_uri(self) -> str:
+        """The URI that loads these exact files again: models:/<name>/<version> for a version."""
+        return f"models:/{self.name}/{self.version}" if self.version else self.uri
+
+
+def load_pinned(
+    uri: str | Path, device: str = "cpu", params_path: str | Path = "params.yaml", trust_remote_code: bool = False
+) -> PinnedModel:
+    """As `load_model`, also returning the folder's sha256 and the registry version. A registry
+    alias is resolved first and that version downloaded; its files must hash to the version's
+    `metaembed.model_sha256` tag (when it has one)."""
+    from metaembed.registry.digest import folder_sha256
+
+    text = str(uri)
+    if not text.startswith(MLFLOW_SCHEMES):
+        folder = _weights_folder(Path(text))
+        model = MetaEmbed.from_pretrained(folder, device=device, trust_remote_code=trust_remote_code)
+        return PinnedModel(model, folder_sha256(folder), str(Path(text).resolve()))
+    store, source = _use_project_store(Path(params_path))
+    _require_local_store(store, source, text)
+    name, version, tag = _resolve_version(text, store)
+    with tempfile.TemporaryDirectory(prefix="metaembed-load-") as scratch:
+        target = f"models:/{name}/{version}" if version else text
+        folder = _weights_folder(_download(target, store, Path(scratch)))
+        digest = folder_sha256(folder)
+        if tag is not None and tag != digest:
+            raise RegistryError(f"{target}: the downloaded files hash to sha256 {digest[:12]}..., but the version's "
+                                f"{SHA_TAG} tag says {tag[:12]}...: the stored artifacts were changed after "
+                                "registration; register the model again")
+        model = MetaEmbed.from_pretrained(folder, device=device, trust_remote_code=trust_remote_code)
+    return PinnedModel(model, digest, text, name, version, store)
+
+
+def _resolve_version(uri: str, store: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, sha256 tag) of models:/<name>@<alias> or models:/<name>/<version>; Nones otherwise."""
+    from mlflow.tracking import MlflowClient
+
+    from metaembed.registry.store import reaching
+
+    rest = uri.removeprefix("models:/") if uri.startswith("models:/") else None
+    if rest is None or ("@" not in rest and not rest.rpartition("/")[2].isdigit()):
+        return None, None, None
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    with reaching(store, f"resolving {uri}"):
+        if "@" in rest:
+            name, _, alias = rest.partition("@")
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = rest.rpartition("/")
+            found = client.get_model_version(name, number)
+    return name, str(found.version), found.tags.get(SHA_TAG)
+
+
+def _weights_folder(folder: Path) -> Path:
+    """The saved MetaEmbed folder: `folder` itself, or the `metaembed` artifact of a pyfunc folder
+    (e.g. from `mlflow artifacts download`)."""
     for candidate in (folder, _pyfunc_weights(folder)):
         if candidate is not None and (candidate / CONFIG_FILE).is_file():
-            return MetaEmbed.from_pretrained(candidate, device=device, trust_remote_code=trust_remote_code)
+            return candidate
     raise FileNotFoundError(f"{folder}: neither a MetaEmbed.save_pretrained folder nor a registered "
                             f"pyfunc folder (no {CONFIG_FILE}, no MLmodel naming a `{ARTIFACT_KEY}` artifact "
                             f"that holds one); pass models:/<name>@champion to load from the registry")
+
+
+def _from_folder(folder: Path, device: str, trust_remote_code: bool = False) -> MetaEmbed:
+    return MetaEmbed.from_pretrained(_weights_folder(folder), device=device, trust_remote_code=trust_remote_code)
 
 
 def _pyfunc_weights(folder: Path) -> Path | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RegistryParams(BaseModel):
@@ -10,35 +10,39 @@ class RegistryParams(BaseModel):
 
     # The registered model's name: `models:/<model_name>@champion`.
     model_name: str = Field("metaembed", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    # The sweep stage's quality/cost table (one row per retrieval budget).
-    budgets_file: str = "artifacts/sweep/budgets.json"
 
 
 class PromotionParams(BaseModel):
-    """The champion alias moves only when every bound holds at the budget the product serves."""
+    """The gate serves each version at the cheapest budget within `max_quality_drop` of its best
+    and within the cost bounds (registry/served.py); champion moves only when the candidate, at
+    its served budget, is good enough and beats the champion's quality at equal or lower cost."""
 
     model_config = ConfigDict(extra="forbid")
 
-    budget: tuple[int, int] = (16, 64)  # (r_q, r_c) served in production
+    served_budget: tuple[int, int] | None = None  # null: the gate picks; [r_q, r_c] pins the budget
     quality_metric: str = Field("mmeb_p_at_1", min_length=1)  # a key of the sweep's `quality`
-    min_quality: float = Field(0.0, ge=0, le=1)  # fractions, like the sweep writes them
-    # Cost bounds; null switches one off, but at least one must be set.
+    min_quality: float = Field(0.0, ge=0, le=1)  # at the served budget; fractions, like the sweep writes them
+    # A budget may be served when its quality is at most this far below the version's best budget.
+    max_quality_drop: float = Field(0.01, ge=0, le=1)
+    # Cost bounds on a served budget; null switches one off. Bytes are in index.dtype.
     max_index_bytes_per_candidate: int | None = Field(None, gt=0)
-    index_dtype: str = Field("bfloat16", min_length=1)  # a key of the sweep's index_bytes_per_candidate
-    max_latency_ms: float | None = Field(None, gt=0)
-    latency_corpus_size: int = Field(100_000, gt=0)  # a key of the sweep's latency_ms_per_query
+    max_latency_ms: float | None = Field(None, gt=0)  # the index stage's measured ms/query
+    # Only when a version has no index stage latency: the sweep's synthetic index size (a key of its
+    # latency_ms_per_query) whose latency stands in.
+    latency_corpus_size: int = Field(100_000, gt=0)
     # Required improvement over the champion, in the metric's units (0.01 = one point of P@1).
     min_gain: float = Field(0.005, ge=0)
+    # Two latencies count as equal within this fraction when the candidate's cost is compared with
+    # the champion's (timings on a shared machine vary by more than a few percent between runs).
+    latency_tolerance: float = Field(0.25, ge=0)
 
-    @model_validator(mode="after")
-    def _some_cost_bound(self) -> "PromotionParams":
-        if self.max_index_bytes_per_candidate is None and self.max_latency_ms is None:
-            raise ValueError("set max_index_bytes_per_candidate and/or max_latency_ms: a promotion "
-                             "gate without a cost bound would promote any model that is better")
-        if min(self.budget) < 1:
-            raise ValueError(f"budget must be (r_q, r_c) with both >= 1, got {list(self.budget)}")
-        return self
+    @field_validator("served_budget")
+    @classmethod
+    def _budget(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"served_budget must be null or [r_q, r_c] with both >= 1, got {list(value)}")
+        return value
 
     @property
-    def budget_name(self) -> str:
-        return f"{self.budget[0]}x{self.budget[1]}"
+    def served_budget_name(self) -> str | None:
+        return None if self.served_budget is None else f"{self.served_budget[0]}x{self.served_budget[1]}"

@@ -5,6 +5,10 @@ saved folder as its artifact, then registered. A version is "the same model" whe
 `metaembed.model_sha256` tag equals the sha256 of the saved folder, so re-running the pipeline
 with nothing changed registers nothing; timestamps play no part. The pipeline's current model
 always carries the `challenger` alias.
+
+The version carries the sweep's quality/cost table and, when the index stage ran for this model,
+its measured search latency per budget (tags the promotion gate reads), and a tag linking the
+index that stage built.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from mlflow.tracking import MlflowClient
 
 from metaembed.config import load_root
 from metaembed.model import CONFIG_FILE
-from metaembed.registry.names import (ARTIFACT_KEY, BUDGETS_TAG, CHALLENGER, LOGGED_MODEL_NAME, PROVENANCE_TAGS,
-                                      SHA_TAG, SWEEP_RUN_TAG, TRAIN_RUN_TAG)
+from metaembed.registry.digest import folder_sha256
+from metaembed.registry.indexes import link_index
+from metaembed.registry.names import (ARTIFACT_KEY, BUDGETS_TAG, CHALLENGER, INDEX_LATENCY_TAG, LOGGED_MODEL_NAME,
+                                      PROVENANCE_TAGS, SHA_TAG, SWEEP_RUN_TAG, TRAIN_RUN_TAG)
 from metaembed.registry.params import RegistryParams
 from metaembed.registry.store import reaching, registry_client
 from metaembed.registry.table import budget_markdown
-from metaembed.stage_outputs import MissingStageOutput, StageOutputError, SweepBudgets, TrainReport
+from metaembed.stage_outputs import IndexLatency, MissingStageOutput, StageOutputError, SweepBudgets, TrainReport
 from metaembed.tracking import TrackingParams
 from metaembed.tracking.redact import redact_uri
 
@@ -44,6 +50,9 @@ class Registration:
     model_sha256: str
     table: SweepBudgets
     tracking_uri: str
+    index_latency: IndexLatency | None = None  # None: the index stage did not run for this model
+    index_dir: Path | None = None
+    index_tag: str | None = None  # the version tag that links the index stage's index
 
     @property
     def uri(self) -> str:
@@ -57,27 +66,59 @@ class Inputs:
     model_dir: Path
     train_run_id: str
     table: SweepBudgets
+    model_sha256: str = ""  # folder_sha256 of model_dir ("": computed when registering)
+    index_latency: IndexLatency | None = None
+    index_dir: Path | None = None
 
 
 def read_inputs(params_path: str | Path = "params.yaml", root: str | Path = ".") -> Inputs:
     """Everything registration needs from params.yaml and the earlier stages' outputs."""
     root = Path(root)
     params = load_root(params_path)
-    registry, train = params.registry, params.train
-    model_dir = root / train.output_dir
+    model_dir = root / params.model_dir
     if not (model_dir / CONFIG_FILE).is_file():
         raise MissingStageOutput(f"{model_dir} holds no saved model ({CONFIG_FILE} missing): run the train stage first")
-    train_run_id = TrainReport.read(root / train.report_dir / "metrics.json").mlflow_run_id
-    budgets_file = root / registry.budgets_file
-    table = SweepBudgets.read(budgets_file)
-    _check_measured_run(table, train_run_id, budgets_file)
+    train_run_id = TrainReport.read(root / params.train_report_path).mlflow_run_id
+    budgets_path = root / params.budgets_path
+    table = SweepBudgets.read(budgets_path)
+    _check_measured_run(table, train_run_id, budgets_path)
+    digest = folder_sha256(model_dir)
+    index_dir = root / params.index_dir
     return Inputs(
-        registry=registry,
+        registry=params.registry,
         tracking=params.tracking,
         model_dir=model_dir,
         train_run_id=train_run_id,
         table=table,
+        model_sha256=digest,
+        index_latency=read_index_latency(root / params.index_latency_path, index_dir, table, digest),
+        index_dir=index_dir,
     )
+
+
+def read_index_latency(path: Path, index_dir: Path, table: SweepBudgets, digest: str) -> IndexLatency | None:
+    """The index stage's output for this model and sweep, or None when the stage did not run.
+
+    Output of the stage for another model, or an index folder changed since it was timed, is an
+    error: its latency would be registered as this model's."""
+    try:
+        latency = IndexLatency.read(path)
+    except MissingStageOutput:
+        return None
+    rerun = f"re-run the index stage (`dvc repro index`), or delete {path} to register without measured latency"
+    if latency.model_sha256 != digest:
+        raise StageOutputError(f"{path} timed an index of the model with sha256 {latency.model_sha256[:12]}..., but "
+                               f"the trained model hashes to {digest[:12]}...: the index stage is older than the "
+                               f"model; {rerun}")
+    missing = [row.name for row in table.budgets if latency.row(row.name) is None]
+    if missing:
+        raise StageOutputError(f"{path} has no latency for the sweep's budget(s) {', '.join(missing)}: {rerun}")
+    manifest = index_dir / "manifest.json"
+    found = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
+    if found != latency.index.manifest_sha256:
+        state = "is missing" if found is None else "is not the index it timed (manifest sha256 differs)"
+        raise StageOutputError(f"{manifest} {state}, per {path}: {rerun}")
+    return latency
 
 
 def _check_measured_run(table: SweepBudgets, train_run_id: str, source: Path) -> None:
@@ -101,28 +142,18 @@ def register(params_path: str | Path = "params.yaml", root: str | Path = ".") ->
 def register_model(client: MlflowClient, inputs: Inputs) -> Registration:
     """`client` must be on the store mlflow is configured for: `registry_client` does both."""
     name, uri = inputs.registry.model_name, client.tracking_uri
-    digest = folder_sha256(inputs.model_dir)
+    digest = inputs.model_sha256 or folder_sha256(inputs.model_dir)
     with reaching(uri, f"registering {inputs.model_dir} as {name!r}"):
         version = _find_version(client, name, digest)
         created = version is None
         if created:
             version = _create_version(client, inputs, digest)
         else:
-            _refresh_table(client, name, version, inputs.table)
+            _refresh_tables(client, name, version, inputs)
         client.set_registered_model_alias(name, CHALLENGER, version)
-    return Registration(name, version, created, inputs.train_run_id, digest, inputs.table, uri)
-
-
-def folder_sha256(folder: Path) -> str:
-    """sha256 over the folder's relative file paths and contents, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
+    link = _link_index(client, name, version, inputs) if inputs.index_latency else None
+    return Registration(name, version, created, inputs.train_run_id, digest, inputs.table, uri,
+                        inputs.index_latency, inputs.index_dir, link)
 
 
 def _find_version(client: MlflowClient, name: str, digest: str) -> str | None:
@@ -153,9 +184,11 @@ def _create_version(client: MlflowClient, inputs: Inputs, digest: str) -> str:
         SWEEP_RUN_TAG: inputs.table.mlflow_run_id,
         BUDGETS_TAG: inputs.table.compact_json(),
     }
+    if inputs.index_latency is not None:
+        tags[INDEX_LATENCY_TAG] = inputs.index_latency.compact_json()
     name = inputs.registry.model_name
     version = mlflow.register_model(logged.model_uri, name, tags=tags).version
-    client.update_model_version(name, version, description=budget_markdown(inputs.table))
+    client.update_model_version(name, version, description=budget_markdown(inputs.table, inputs.index_latency))
     return str(version)
 
 
@@ -174,12 +207,28 @@ def _training_run(client: MlflowClient, run_id: str):
                      f"{redact_uri(client.tracking_uri)}: re-run training (`dvc repro --force train`) against this store")
 
 
-def _refresh_table(client: MlflowClient, name: str, version: str, table: SweepBudgets) -> None:
-    """Same model, re-evaluated (e.g. a changed sweep): its version shows the newest table."""
-    current = client.get_model_version(name, version)
-    if current.tags.get(BUDGETS_TAG) != table.compact_json():
-        client.set_model_version_tag(name, version, BUDGETS_TAG, table.compact_json())
-        client.update_model_version(name, version, description=budget_markdown(table))
+def _refresh_tables(client: MlflowClient, name: str, version: str, inputs: Inputs) -> None:
+    """Same model, re-evaluated (a changed sweep, a re-timed index): its version shows the newest tables.
+
+    Without index stage output now, an index latency tag from an earlier registration stays: it
+    was measured on this same model."""
+    current = client.get_model_version(name, version).tags
+    wanted = {BUDGETS_TAG: inputs.table.compact_json()}
+    if inputs.index_latency is not None:
+        wanted[INDEX_LATENCY_TAG] = inputs.index_latency.compact_json()
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+    for key, value in changed.items():
+        client.set_model_version_tag(name, version, key, value)
+    if changed:
+        client.update_model_version(name, version, description=budget_markdown(inputs.table, inputs.index_latency))
+
+
+def _link_index(client: MlflowClient, name: str, version: str, inputs: Inputs) -> str:
+    """Tag the version with the index stage's index, as `metaembed index build` links its indexes."""
+    built = inputs.index_latency.index
+    record = {"manifest_sha256": built.manifest_sha256, "candidates": str(built.candidates), "dtype": built.dtype,
+              "built_at": built.built_at}
+    return link_index(client, name, version, inputs.index_dir, record)
 
 
 def embedding_dim(model_dir: Path) -> int:

@@ -7,11 +7,14 @@ import json
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from metaembed.config import ParamsRoot
 
 UNKNOWN = "unknown"
 MISSING = "missing"
@@ -43,6 +46,14 @@ def run_tags(
     return (_git_tags(Path(code_root) if code_root is not None else root)
             | _params_tags(None if params_path is None else root / params_path, sections, params)
             | _data_tags(root / dvc_file, None if prepared is None else root / prepared))
+
+
+def stage_tags(params: ParamsRoot, used: Mapping[str, Any], project_root: str | Path = ".") -> dict[str, str]:
+    """The tags of a stage run from `params`: the file it was loaded from, the `used` values (as
+    `ParamsRoot.used` gives them), the prepared data folder it reads and the code that runs it.
+    Relative paths are taken from the working directory, where the command was started."""
+    return run_tags(project_root, params_path=params.path.resolve(), params=used,
+                    prepared=params.prepared_dir.resolve(), code_root=CODE_ROOT)
 
 
 def _git_tags(repo: Path) -> dict[str, str]:

@@ -13,10 +13,18 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from metaembed.tracking.lightning import TrackedMLFlowLogger, lightning_logger
+from metaembed.tracking.provenance import stage_tags
+
+if TYPE_CHECKING:
+    from metaembed.config import ParamsRoot
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,17 @@ def resume_point(directory: str | Path, fingerprint: dict) -> ResumePoint:
         marker = directory / RUN_ID_FILE
         run_id = marker.read_text().strip() if marker.is_file() else None
     return ResumePoint(directory, checkpoint, run_id)
+
+
+def tracked_resume(directory: str | Path, params: ParamsRoot, used: Mapping[str, Any], run_name: str,
+                   root: str | Path = ".") -> tuple[ResumePoint, TrackedMLFlowLogger]:
+    """How a training or pretraining run starts: the resume point of its configuration (the `used`
+    values, `ParamsRoot.used`, and the prepared data folder read) and the logger of its MLflow run,
+    the resumed one's when there is one, tagged with what the run is made of (`stage_tags`)."""
+    resume = resume_point(directory, {**used, "prepared": str(params.prepared_dir)})
+    logger = lightning_logger(params.tracking, run_name=run_name, tags=stage_tags(params, used, root), root=root,
+                              run_id=resume.run_id)
+    return resume, logger
 
 
 def remember_run(directory: Path, run_id: str) -> None:

@@ -83,7 +83,8 @@ def run_trial(trial, ctx: TrialContext) -> list[float]:
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from metaembed.training.run import TrainConfig, train
+    from metaembed.config import load_root
+    from metaembed.training.run import train
     from metaembed.tuning.pruning import OptunaPruning
 
     config = space.suggest(trial, ctx.tune.space, ctx.ladder)
@@ -97,7 +98,8 @@ def run_trial(trial, ctx: TrialContext) -> list[float]:
     nest = NestInStudyRun(ctx.parent_run_id, trial, config, ctx.tune.study_name)
     pruning = OptunaPruning(trial) if ctx.tune.mode == "single" and ctx.tune.pruning.enabled else None
     callbacks = [nest, *([pruning] if pruning else []), *ctx.extra_callbacks]
-    report = train(TrainConfig.from_file(params_file), ctx.root, callbacks=callbacks)
+    params = load_root(params_file)
+    report = train(params, ctx.root, callbacks=callbacks)
     run_id = report["mlflow_run_id"]
     trial.set_user_attr("mlflow_run_id", run_id)
     client = MlflowClient()
@@ -107,7 +109,7 @@ def run_trial(trial, ctx: TrialContext) -> list[float]:
         client.set_tag(run_id, "optuna.state", "PRUNED")
         raise optuna.TrialPruned(f"pruned at step {pruning.pruned_at} (mean val P@1 {pruning.reported})")
 
-    quality = score_trial(trial_dir / "model", ctx)
+    quality = score_trial(params.model_dir, ctx)
     values = objective_values(quality, ctx.budgets, ctx.tune.mode)
     for name, value in quality.items():
         client.log_metric(run_id, f"tune/{ctx.tune.quality_metric}_{name}", value)

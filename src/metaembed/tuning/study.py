@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metaembed.config import ParamsError, load_params, prepared_dir, section, validate_params
+from metaembed.config import ParamsError, ParamsRoot, load_params, section, validate_params
 from metaembed.training.module import NonFiniteLossError, TrainingCollapsedError
 from metaembed.tuning.params import TuneParams
 
@@ -126,22 +126,22 @@ def _check_trial_train(base: dict, tune: TuneParams, params_path) -> None:
     section(merged, "train", TrainParams, f"{params_path} (train: with tune.train applied)")
 
 
-def _provenance(options: TuneOptions, base: dict) -> dict[str, str]:
+def _provenance(options: TuneOptions, params: ParamsRoot) -> dict[str, str]:
     """The study's base: the file it was started with, its values, the data folder and the code."""
     from metaembed.tracking.provenance import CODE_ROOT, run_tags
 
-    params = validate_params(base, options.params_path).model_dump(mode="json")
-    return run_tags(options.root, params_path=options.params_path, params=params, prepared=prepared_dir(base),
-                    code_root=CODE_ROOT)
+    return run_tags(options.root, params_path=options.params_path, params=params.model_dump(mode="json"),
+                    prepared=params.prepared_dir, code_root=CODE_ROOT)
 
 
-def build_context(options: TuneOptions, base: dict, tune: TuneParams, parent_run_id: str, ladder):
-    from metaembed.evaluation.params import EvaluateParams
+def build_context(options: TuneOptions, base: dict, params: ParamsRoot, tune: TuneParams, parent_run_id: str,
+                  ladder):
+    """`base` is the file as read (trials rewrite it), `params` the same validated."""
     from metaembed.evaluation.suite import Suite, load_prepared
     from metaembed.tuning.objective import TrialContext, sample_suite
 
-    evaluate = section(base, "evaluate", EvaluateParams, options.params_path)
-    prepared = Path(options.root) / prepared_dir(base)
+    evaluate = params.evaluate
+    prepared = Path(options.root) / params.prepared_dir
     suite = (sample_suite(load_prepared(prepared), tune.quality_metric, tune.eval_queries_per_subset,
                           tune.eval_candidates_per_query)
              if options.trials else Suite())  # --trials 0 only reports
@@ -156,14 +156,13 @@ def run_study(options: TuneOptions) -> dict:
     (from every trial in the storage, whichever worker ran it). trials=0: the report only."""
     import optuna
 
-    from metaembed.model import ModelParams
-    from metaembed.tracking import TrackingParams
     from metaembed.tuning import report, space
     from metaembed.tuning.objective import run_trial
 
     started = time.perf_counter()
     base, tune = load_tune(options)
-    model = section(base, "model", ModelParams, options.params_path)
+    params = validate_params(base, options.params_path)  # `base` stays as read: each trial's file is written from it
+    model = params.model
     ladder = space.ladders(tune.space, model.num_query_meta, model.num_candidate_meta)
     space.group_range(tune.space, ladder)  # an empty space fails before anything is created
     _check_trial_train(base, tune, options.params_path)
@@ -173,11 +172,10 @@ def run_study(options: TuneOptions) -> dict:
                                           n_warmup_steps=tune.pruning.warmup_steps)
               if tune.mode == "single" and tune.pruning.enabled else optuna.pruners.NopPruner())
     study, created = open_study(tune, open_storage(tune, options.root), sampler, pruner)
-    parent = _parent_run(study, created, tune, section(base, "tracking", TrackingParams, options.params_path),
-                         options.root, _provenance(options, base))
+    parent = _parent_run(study, created, tune, params.tracking, options.root, _provenance(options, params))
     if created and tune.enqueue_current and _enqueue_current(study, base, tune, ladder) is None:
         print("params.yaml's loss.groups/temperature/train.lr lie outside tune.space: not enqueued as a baseline")
-    context = build_context(options, base, tune, parent, ladder)
+    context = build_context(options, base, params, tune, parent, ladder)
     if options.trials:
         # A trial whose training collapsed or diverged is marked FAIL (with its message); the study goes on.
         study.optimize(lambda trial: run_trial(trial, context), n_trials=options.trials,
