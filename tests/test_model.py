@@ -334,3 +334,14 @@ def test_images_without_a_fixed_range_are_refused(make_model):
     wide = Image.fromarray(np.full((32, 32), 70000, dtype=np.int32))
     with pytest.raises(ImageDecodeError, match="query 0: .*outside the 16-bit range"):
         model.encode_queries(images=[wide])
+
+
+def test_the_saved_folder_does_not_depend_on_earlier_padded_calls(make_model, tmp_path):
+    """A run resumed at its last step saves before tokenizing anything: same bytes as a full run."""
+    model = make_model()
+    model.save_pretrained(tmp_path / "fresh")
+    model.processor.tokenizer(["a", "a longer text"], padding=True, truncation=True, max_length=8)
+    model.save_pretrained(tmp_path / "after")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        fresh = (tmp_path / "fresh" / "backbone" / name).read_bytes()
+        assert (tmp_path / "after" / "backbone" / name).read_bytes() == fresh, name

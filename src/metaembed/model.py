@@ -25,6 +25,7 @@ from torch import nn
 
 from metaembed import centering
 from metaembed.backbones import Backbone, BackboneParams, load_backbone
+from metaembed.backbones.processor import save_processor
 from metaembed.batching import ImageLike, build_batch
 from metaembed.model_params import LoraParams, ModelParams  # noqa: F401 (re-exported)
 from metaembed.prompts import Side, check_side
@@ -275,7 +276,7 @@ class MetaEmbed(nn.Module):
             self.decoder.save_pretrained(directory / ADAPTER_DIR, safe_serialization=True)
         else:
             self._base().save_pretrained(directory / BACKBONE_DIR, safe_serialization=True)
-        self.processor.save_pretrained(directory / BACKBONE_DIR)
+        save_processor(self.processor, directory / BACKBONE_DIR)
         config = {
             "format": 1,
             "family": self.family,

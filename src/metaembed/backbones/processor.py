@@ -18,3 +18,15 @@ class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
     @property
     def visual_tokens_per_merge(self) -> int:
         return self.image_processor.merge_size**2
+
+
+def save_processor(processor, directory) -> None:
+    """`processor.save_pretrained`, without the padding and truncation the fast tokenizer keeps from
+    its last padded call: otherwise tokenizer.json (and the model folder's hash) depends on whether a
+    batch was tokenized before saving, e.g. a run resumed at its last step saved a different folder.
+    Every call sets its own padding and truncation again, so dropping the leftover changes nothing."""
+    backend = getattr(getattr(processor, "tokenizer", None), "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_padding()
+        backend.no_truncation()
+    processor.save_pretrained(directory)

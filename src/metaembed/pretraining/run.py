@@ -15,6 +15,7 @@ from pathlib import Path
 import lightning as L
 
 from metaembed.backbones import load_backbone
+from metaembed.backbones.processor import save_processor
 from metaembed.config import ParamsRoot
 from metaembed.pretraining.datamodule import CaptionDataModule
 from metaembed.pretraining.module import CaptionModule
@@ -66,7 +67,7 @@ def pretrain(params: ParamsRoot, root: str | Path = ".") -> dict:
 def _finish(trainer, backbone, logger, params: PretrainParams, seconds: float) -> dict:
     output = Path(params.output_dir)
     backbone.model.save_pretrained(output, safe_serialization=True)
-    backbone.processor.save_pretrained(output)
+    save_processor(backbone.processor, output)
     reports = Path(params.report_dir)
     reports.mkdir(parents=True, exist_ok=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
