@@ -140,7 +140,7 @@ def register(params_path: str | Path = "params.yaml", root: str | Path = ".") ->
 
 
 def register_model(client: MlflowClient, inputs: Inputs) -> Registration:
-    """`client` must be on the store mlflow is configured for: `registry_client` does both."""
+    """Register on `client`'s store; mlflow's process-wide tracking and registry URIs are set to it."""
     name, uri = inputs.registry.model_name, client.tracking_uri
     digest = inputs.model_sha256 or folder_sha256(inputs.model_dir)
     with reaching(uri, f"registering {inputs.model_dir} as {name!r}"):
@@ -166,6 +166,10 @@ def _create_version(client: MlflowClient, inputs: Inputs, digest: str) -> str:
     import mlflow
 
     run = _training_run(client, inputs.train_run_id)
+    # The fluent calls below use mlflow's process-wide stores: put them on the client's, or a store
+    # configured earlier in the process (another project, a test) would receive the model version.
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(getattr(client, "_registry_uri", None) or client.tracking_uri)
     # Reopening the training run puts the logged model next to the metrics that describe it.
     with mlflow.start_run(run_id=run.info.run_id), warnings.catch_warnings():
         # The signature is explicit; an input example would make mlflow load the model to check it.
