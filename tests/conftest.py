@@ -62,6 +62,20 @@ def make_model(backbone_params):
     return make
 
 
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory, backbone_params) -> Path:
+    """An untrained MetaEmbed with 4 query and 8 candidate meta tokens, saved as training would."""
+    import torch
+
+    from metaembed.backbones import load_backbone
+    from metaembed.model import MetaEmbed, ModelParams
+
+    torch.manual_seed(0)
+    model = MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=4, num_candidate_meta=8),
+                      backbone_params)
+    return model.save_pretrained(tmp_path_factory.mktemp("model") / "model")
+
+
 @pytest.fixture
 def images():
     """Three distinct small RGB images (one non-square)."""

@@ -31,20 +31,6 @@ def eval_prepared(tmp_path_factory) -> Path:
     return root / "prepared"
 
 
-@pytest.fixture(scope="session")
-def saved_model(tmp_path_factory, backbone_params) -> Path:
-    """An untrained MetaEmbed with 4 query and 8 candidate meta tokens, saved as training would."""
-    import torch
-
-    from metaembed.backbones import load_backbone
-    from metaembed.model import MetaEmbed, ModelParams
-
-    torch.manual_seed(0)
-    model = MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=4, num_candidate_meta=8),
-                      backbone_params)
-    return model.save_pretrained(tmp_path_factory.mktemp("model") / "model")
-
-
 class VectorModel:
     """Stands in for MetaEmbed: `vector(side, text, image, r, dim)` gives each input's [r, D] vectors."""
 

@@ -38,20 +38,6 @@ def write_plain_corpus(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def saved_model(tmp_path_factory, backbone_params) -> Path:
-    """An untrained MetaEmbed (4 query, 8 candidate meta tokens), saved as training would."""
-    import torch
-
-    from metaembed.backbones import load_backbone
-    from metaembed.model import MetaEmbed, ModelParams
-
-    torch.manual_seed(0)
-    model = MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=4, num_candidate_meta=8),
-                      backbone_params)
-    return model.save_pretrained(tmp_path_factory.mktemp("serving-model") / "model")
-
-
-@pytest.fixture(scope="session")
 def pinned(saved_model):
     from metaembed.registry.load import load_pinned
 
