@@ -1,5 +1,6 @@
-"""Shared fixtures: offline settings, one tiny backbone per test session, and a small prepared
-benchmark with a params writer that trains on it in seconds."""
+"""Shared fixtures: offline settings, one tiny backbone per test session, a saved tiny model with a
+small plain corpus and its index (the service and its benchmark), and a small prepared benchmark
+with a params writer that trains on it in seconds."""
 
 from __future__ import annotations
 
@@ -74,6 +75,65 @@ def saved_model(tmp_path_factory, backbone_params) -> Path:
     model = MetaEmbed(load_backbone(backbone_params), ModelParams(num_query_meta=4, num_candidate_meta=8),
                       backbone_params)
     return model.save_pretrained(tmp_path_factory.mktemp("model") / "model")
+
+
+# ---- a small plain corpus and its index (tests/serving, tests/benchmarks) -----------------------
+
+PLAIN_TEXTS = {
+    "doc0.txt": "a red circle on a white page",
+    "doc1.txt": "the quarterly revenue table for 2023",
+    "notes/doc2.txt": "a blue square",
+    "notes/doc3.txt": "how to bake sourdough bread",
+}
+PLAIN_IMAGES = {"red.png": (220, 40, 40), "pages/blue.jpg": (40, 70, 220)}
+
+
+def write_plain_corpus(folder: Path) -> Path:
+    """Four texts and two images in nested folders, a hidden file and a file of another type."""
+    for name, text in PLAIN_TEXTS.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    for name, colour in PLAIN_IMAGES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (48, 40), colour).save(folder / name)
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pinned(saved_model):
+    from metaembed.registry.load import load_pinned
+
+    return load_pinned(saved_model)
+
+
+@pytest.fixture(scope="session")
+def plain_corpus(tmp_path_factory) -> Path:
+    return write_plain_corpus(tmp_path_factory.mktemp("plain") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def plain_texts() -> dict[str, str]:
+    """Id (path in the plain corpus) -> text of its text candidates."""
+    return dict(PLAIN_TEXTS)
+
+
+@pytest.fixture
+def make_plain_corpus(tmp_path):
+    """Factory: a fresh copy of the plain corpus under tmp_path (to add broken files to)."""
+    return lambda name="corpus": write_plain_corpus(tmp_path / name)
+
+
+@pytest.fixture(scope="session")
+def plain_index(tmp_path_factory, pinned, plain_corpus) -> Path:
+    """The plain corpus, float32 (exact scores) with a flat first stage."""
+    from metaembed.serving.build import build_index
+    from metaembed.serving.corpus import read_corpus
+
+    out = tmp_path_factory.mktemp("plain-index") / "index"
+    build_index(pinned, read_corpus(plain_corpus), out, dtype="float32", first_stage="flat", progress=False)
+    return out
 
 
 @pytest.fixture

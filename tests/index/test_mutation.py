@@ -66,3 +66,20 @@ def test_unknown_or_repeated_ids_are_refused_and_change_nothing(index) -> None:
 def test_add_refuses_vectors_of_another_shape(index) -> None:
     with pytest.raises(ValueError, match=r"this index stores \[n, R_c=4, D=16\]"):
         index.add(unit_vectors(1, R_C, D + 1, seed=5), None, ["x"])
+
+
+def test_adds_past_the_segment_size_start_new_segments_and_search_as_one_build(monkeypatch) -> None:
+    from metaembed.index import store
+
+    vectors, queries = unit_vectors(N, R_C, D, seed=4), unit_vectors(3, 2, D, seed=5)
+    whole = MultiVectorIndex.build(vectors, None, row_ids(N), dtype="int8", first_stage="flat")
+    # Room for 25 rows per segment: adding 10 rows at a time merges twice, then starts anew.
+    monkeypatch.setattr(store, "SEGMENT_BYTES", 25 * R_C * D)
+    grown = MultiVectorIndex.build(vectors[:10], None, row_ids(10), dtype="int8", first_stage="flat")
+    for start in range(10, N, 10):
+        grown.add(vectors[start:start + 10], None, row_ids(10, start))
+    assert [s.stop - s.start for s in grown._store.segments] == [20] * 6
+    for first_stage_k in (None, 40):
+        scores, ids = grown.search(queries, None, (2, 4), k=20, first_stage_k=first_stage_k)
+        expected_scores, expected_ids = whole.search(queries, None, (2, 4), k=20, first_stage_k=first_stage_k)
+        assert ids == expected_ids and torch.equal(scores, expected_scores)

@@ -59,7 +59,7 @@ def test_the_manifest_records_dims_counts_settings_meta_and_every_files_sha256(i
     manifest = json.loads((folder / "manifest.json").read_text())
     assert (manifest["num_rows"], manifest["num_vectors"], manifest["dim"]) == (N, R_C, D)
     assert manifest["dtype"] == "int8" and manifest["live"] == N - 2 and manifest["meta"] == META
-    assert manifest["first_stage"] == {"kind": "hnsw", "hnsw_m": 8, "ef_construction": 80, "ef_search": 40}
+    assert manifest["first_stage"] == {"kind": "hnsw", "hnsw_m": 8, "ef_construction": 80, "ef_search": 40, "vectors": 1}
     assert manifest["built_at"].endswith("+00:00")
     on_disk = {path.name for path in folder.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk == {"codes.npy", "scales.npy", "mask.npy", "tombstones.npy",

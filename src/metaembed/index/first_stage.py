@@ -1,9 +1,13 @@
-"""The first stage: faiss nearest neighbours on each candidate's first vector.
+"""The first stage: faiss nearest neighbours on each candidate's leading vector(s).
 
 MetaEmbed trains its first vector to retrieve alone (the (1, 1) budget), so a single-vector ANN
-index over it shortlists candidates that the exact budgeted MaxSim then reranks. faiss row ids
-are the index's row numbers; removed rows are skipped with an IDSelectorBitmap of the live rows,
-so nothing needs rebuilding when rows are tombstoned.
+index over it shortlists candidates that the exact budgeted MaxSim then reranks (`vectors=1`, the
+default). How well that shortlist holds the top-k of a large budget depends on how nested the
+model's vectors really are; with `vectors=m > 1` each candidate puts its first m vectors in the ANN
+(faiss entry row * m + j) and each query vector of the budget shortlists its own nearest
+candidates, as ColBERT's candidate generation does (docs/index.md measures both). Removed rows,
+padding vectors and, for a budget's r_c < m, the vectors past r_c are skipped with an
+IDSelectorBitmap, so nothing needs rebuilding when rows are tombstoned.
 
     "hnsw"  IndexHNSWFlat, inner product: sub-linear, approximate (M, efConstruction, efSearch)
     "flat"  IndexFlatIP: exact, linear in N (a reference, or small indexes)
@@ -31,11 +35,12 @@ class FirstStageSettings:
     # was 0.93 against 0.99 (docs/index.md).
     ef_construction: int = 80
     ef_search: int = 64  # search-time beam; raised to first_stage_k when that is larger
+    vectors: int = 1  # leading vectors of each candidate in the ANN (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown first_stage {self.kind!r}; use 'hnsw', 'flat' or None")
-        for name in ("hnsw_m", "ef_construction", "ef_search"):
+        for name in ("hnsw_m", "ef_construction", "ef_search", "vectors"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"first stage {name} must be an int >= 1, got {value!r}")
@@ -43,7 +48,7 @@ class FirstStageSettings:
     def to_json(self) -> dict[str, Any]:
         fields = asdict(self)
         if self.kind == "flat":
-            fields = {"kind": "flat"}
+            fields = {"kind": "flat", "vectors": self.vectors}
         return fields
 
     @staticmethod
@@ -63,9 +68,11 @@ def build(settings: FirstStageSettings, dim: int) -> Any:
     return index
 
 
-def add(index: Any, first_vectors: np.ndarray) -> None:
-    """Append rows: faiss numbers them on from index.ntotal, as the index numbers its rows."""
-    index.add(np.ascontiguousarray(first_vectors, dtype=np.float32))
+def add(index: Any, leading_vectors: np.ndarray) -> None:
+    """Append the [n, vectors, D] leading vectors of n rows: faiss numbers entries on from
+    index.ntotal, so entry row * vectors + j is vector j of row `row`."""
+    flat = leading_vectors.reshape(-1, leading_vectors.shape[-1])
+    index.add(np.ascontiguousarray(flat, dtype=np.float32))
 
 
 def search(
@@ -73,20 +80,20 @@ def search(
     settings: FirstStageSettings,
     queries: np.ndarray,
     k: int,
-    live: np.ndarray | None,
+    allowed: np.ndarray | None,
     ef_search: int | None = None,
 ) -> np.ndarray:
-    """Rows [B, k] (int64) of the k best first vectors per query, -1 where fewer were found.
+    """Entries [B, k] (int64) of the k best entries per query vector [B, D], -1 where fewer were found.
 
-    live: bool [ntotal], False for removed rows; None when every row is live.
+    allowed: bool [ntotal], False for entries to skip; None when every entry may be returned.
     """
     import faiss
 
     selector = None
-    if live is not None:
-        # Bit i (little-endian within each byte) selects row i; faiss keeps no reference to the
+    if allowed is not None:
+        # Bit i (little-endian within each byte) selects entry i; faiss keeps no reference to the
         # bitmap, so it must outlive the search: it is a local here.
-        bitmap = np.packbits(live, bitorder="little")
+        bitmap = np.packbits(allowed, bitorder="little")
         selector = faiss.IDSelectorBitmap(bitmap)
     if settings.kind == "hnsw":
         # A beam narrower than k cannot return k results.

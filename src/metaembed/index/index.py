@@ -20,6 +20,7 @@ from metaembed.index import codecs, inputs, persist
 from metaembed.index import first_stage as stage1  # the name `first_stage` is build's argument
 from metaembed.index.first_stage import FirstStageSettings
 from metaembed.index.ranking import RunningTopK
+from metaembed.index.shortlist import shortlists
 from metaembed.index.store import Segment, VectorStore
 from metaembed.scoring import maxsim
 
@@ -66,22 +67,27 @@ class MultiVectorIndex:
         hnsw_m: int = FirstStageSettings.hnsw_m,
         ef_construction: int = FirstStageSettings.ef_construction,
         ef_search: int = FirstStageSettings.ef_search,
+        first_stage_vectors: int = FirstStageSettings.vectors,
     ) -> MultiVectorIndex:
         """Index full-size candidate embeddings [N, R_c, D] (L2-normalised) with mask [N, R_c]
         (None: all real) under unique str ids.
 
         dtype: how rerank vectors are stored, one of codecs.DTYPES. first_stage: "hnsw", "flat"
         or None (exhaustive search only); hnsw_m / ef_construction / ef_search tune HNSW
-        (ef_search is the default beam of every search). meta: str values kept in the manifest.
+        (ef_search is the default beam of every search); first_stage_vectors: each candidate's
+        leading vectors in the ANN (1, or up to R_c: see first_stage.py). meta: str values kept in
+        the manifest.
         """
         codecs.check_dtype(dtype)
         settings = None
         if first_stage is not None:
-            settings = FirstStageSettings(first_stage, hnsw_m, ef_construction, ef_search)
+            settings = FirstStageSettings(first_stage, hnsw_m, ef_construction, ef_search, first_stage_vectors)
         vectors = inputs.as_vectors(embeddings, "embeddings", "[N, R_c, D]")
         num_rows, num_vectors, dim = vectors.shape
         if num_rows == 0 or num_vectors == 0 or dim == 0:
             raise ValueError(f"embeddings has shape {tuple(vectors.shape)}; nothing to index")
+        if settings is not None and settings.vectors > num_vectors:
+            raise ValueError(f"first_stage_vectors={settings.vectors} exceeds the candidates' R_c={num_vectors}")
         index = cls(
             VectorStore(dtype, dim, num_vectors, []),
             [],
@@ -109,7 +115,9 @@ class MultiVectorIndex:
         inputs.check_first_vectors_real(mask, ids, "add")
         codes, scales = self._encode(vectors, mask, ids)
         if self._ann is not None:
-            stage1.add(self._ann, vectors[:, 0].to(torch.float32).numpy())
+            leading = vectors[:, : self._settings.vectors].to(torch.float32)
+            # Padding goes in as zeros (never returned: the search skips it), like the stored codes.
+            stage1.add(self._ann, leading.masked_fill(~mask[:, : leading.shape[1], None], 0).numpy())
         start = store.num_rows
         store.append(codes, scales, mask.numpy().copy())
         self._ids.extend(ids)
@@ -244,18 +252,14 @@ class MultiVectorIndex:
             raise ValueError(f"first_stage_k={first_stage_k} is below k={k}: it must shortlist at least k rows")
         if not bool(query_mask[:, 0].all()):
             raise ValueError("two-stage search needs every query's first vector real (query_mask[:, 0])")
-        live = ~self._removed if self._removed.any() else None
-        shortlist = stage1.search(self._ann, self._settings, queries[:, 0].numpy(),
-                                  min(first_stage_k, self._store.num_rows), live, ef_search)
+        shortlist = shortlists(self._ann, self._settings, self._store, self._removed, queries, query_mask, budget,
+                               first_stage_k, ef_search)
         width = min(k, len(self))
         scores = torch.full((len(queries), width), float("-inf"))
         rows: list[list[int]] = []
         # One query at a time: shortlists differ, and scoring each against only its own rows
         # costs B * K pairs where scoring the union would cost up to B * B * K.
         for b, candidates in enumerate(shortlist):
-            candidates = np.unique(candidates[candidates >= 0])
-            # The selector already skips removed rows; this keeps "never returned" independent of it.
-            candidates = candidates[~self._removed[candidates]]
             top = RunningTopK(1, k)
             for block in self._store.gather(candidates, budget[1], block_rows):
                 top.push(maxsim(scored[b:b + 1], block.vectors, budget, query_mask[b:b + 1], block.mask),
@@ -338,7 +342,7 @@ class MultiVectorIndex:
             raise persist.mismatch(folder / persist.TOMBSTONES,
                                    f"{int((~removed).sum())} live rows but the manifest says {manifest['live']}")
         settings = FirstStageSettings.from_json(manifest["first_stage"])
-        ann = None if settings is None else _read_first_stage(folder, num_rows, dim)
+        ann = None if settings is None else _read_first_stage(folder, num_rows * settings.vectors, dim)
         store = VectorStore(dtype, dim, num_vectors, [Segment(0, codes, scales, mask, mapped=mmap)])
         return cls(store, ids, removed, settings, ann, manifest["meta"], manifest["built_at"])
 
@@ -354,11 +358,11 @@ def _read_ids(folder: Path, num_rows: int, removed: np.ndarray) -> list[str]:
     return ids
 
 
-def _read_first_stage(folder: Path, num_rows: int, dim: int) -> Any:
+def _read_first_stage(folder: Path, entries: int, dim: int) -> Any:
     path = folder / persist.FIRST_STAGE
     ann = stage1.read(path)
-    if ann.ntotal != num_rows or ann.d != dim:
-        raise persist.mismatch(path, f"holds {ann.ntotal} vectors of D={ann.d}, the manifest {num_rows} of D={dim}")
+    if ann.ntotal != entries or ann.d != dim:
+        raise persist.mismatch(path, f"holds {ann.ntotal} vectors of D={ann.d}, the manifest {entries} of D={dim}")
     return ann
 
 

@@ -41,16 +41,16 @@ def index_bytes_per_candidate(dtype: str, r_c: int, dim: int) -> int:
     return r_c * vector_bytes(dtype, dim)
 
 
-def first_stage_bytes_per_candidate(kind: str | None, dim: int, hnsw_m: int = 32) -> int:
-    """Approximate bytes per candidate of the first stage: its float32 first vector, plus the
-    HNSW graph's links (about 2*M int32 at level 0)."""
+def first_stage_bytes_per_candidate(kind: str | None, dim: int, hnsw_m: int = 32, vectors: int = 1) -> int:
+    """Approximate bytes per candidate of the first stage: its `vectors` float32 leading vectors,
+    plus the HNSW graph's links for each (about 2*M int32 at level 0)."""
     _check_dim(dim)
     if kind is None:
         return 0
     if kind == "flat":
-        return 4 * dim
+        return vectors * 4 * dim
     if kind == "hnsw":
-        return 4 * dim + 8 * hnsw_m + _HNSW_FIXED_BYTES
+        return vectors * (4 * dim + 8 * hnsw_m + _HNSW_FIXED_BYTES)
     raise ValueError(f"unknown first stage {kind!r}; supported: 'hnsw', 'flat', None")
 
 

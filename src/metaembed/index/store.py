@@ -1,9 +1,11 @@
 """The rerank vectors: coded rows kept as numpy arrays (memory-mapped once loaded), decoded one
 block at a time.
 
-Rows live in segments: the arrays built or loaded, then one in-memory segment that `add` grows.
-A memory-mapped segment is never copied to grow it, so adding to a large loaded index costs the
-added rows only; `save` writes all segments as one.
+Rows live in segments: the arrays built or loaded, then in-memory segments that `add` grows.
+A memory-mapped segment is never copied to grow it, and an in-memory one grows only up to
+SEGMENT_BYTES before a new one starts, so adding n rows copies O(n) bytes however large the index
+(growing one array would copy the whole tail on every add: quadratic when a 1M-row index is built
+in chunks, and twice its size in memory at the end). `save` writes all segments as one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import numpy as np
 import torch
 
 from metaembed.index import codecs
+
+# An in-memory segment stops growing at this size; a new one starts (see the module docstring).
+SEGMENT_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -50,10 +55,10 @@ class VectorStore:
 
     def append(self, codes: np.ndarray, scales: np.ndarray | None, mask: np.ndarray) -> None:
         last = self.segments[-1] if self.segments else None
-        if last is None or last.mapped:
+        if last is None or last.mapped or last.codes.nbytes + codes.nbytes > SEGMENT_BYTES:
             self.segments.append(Segment(self.num_rows, codes, scales, mask, mapped=False))
             return
-        # Growing the in-memory tail copies only the tail, and keeps the segment count at two.
+        # Small adds merge into the tail, so many one-row adds do not make many tiny segments.
         last.codes = np.concatenate([last.codes, codes])
         last.scales = None if scales is None else np.concatenate([last.scales, scales])
         last.mask = np.concatenate([last.mask, mask])

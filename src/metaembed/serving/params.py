@@ -34,6 +34,9 @@ class IndexParams(BaseModel):
     out_dir: str = "artifacts/index"  # <out_dir>/index, latency.json, metrics.json, plots
     dtype: IndexDtype = "bfloat16"  # how the served index stores vectors: the gate's bytes count this
     first_stage: Literal["hnsw", "flat"] | None = "hnsw"  # null: exhaustive search only
+    # Each candidate's leading vectors in the first stage: 1 (the first vector), up to R_c (each query
+    # vector shortlists its own nearest candidates; metaembed.index.first_stage).
+    first_stage_vectors: int = Field(1, gt=0)
     first_stage_k: int = Field(64, gt=0)  # shortlist per query for the two-stage search
     k: int = Field(10, gt=0)  # results per query; recall@k is two-stage against exhaustive
     latency: IndexLatencyParams = Field(default_factory=IndexLatencyParams)
