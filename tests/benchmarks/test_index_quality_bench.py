@@ -43,7 +43,7 @@ def report(evaluated) -> tuple[dict, str, Path]:
     printed = StringIO()
     with redirect_stdout(printed):
         code = main(["bench", "index-quality", "--params", str(evaluated), "--first-stage-ks", "10,1000",
-                     "--queries", "20", "--first-stage-vectors", "1,8", "--output", str(out / "q.json"), "--plot", str(out / "q.png")])
+                     "--queries", "20", "--first-stage-vectors", "1,mean,8", "--output", str(out / "q.json"), "--plot", str(out / "q.png")])
     assert code == 0, printed.getvalue()
     assert (out / "q.png").stat().st_size > 10_000
     return json.loads((out / "q.json").read_text()), printed.getvalue(), evaluated
@@ -85,6 +85,6 @@ def test_recall_is_one_when_the_shortlist_holds_the_whole_corpus(report) -> None
     payload, _, _ = report
     whole = [row for row in payload["recall"] if row["first_stage_k"] == 1000]
     assert [(row["first_stage_vectors"], row["budget"]) for row in whole] == [
-        (m, b) for m in (1, 8) for b in ("1x1", "2x4", "4x8")]
+        (m, b) for m in ("1", "mean", "8") for b in ("1x1", "2x4", "4x8")]
     assert all(row["candidates"] < 1000 and row["recall_at_10"] == 1.0 for row in whole)
     assert all(row["queries"] == 20 for row in payload["recall"])

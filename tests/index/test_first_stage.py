@@ -49,7 +49,7 @@ def test_exact_flat_shortlist_is_the_true_inner_product_top_k() -> None:
 def test_settings_round_trip_through_the_manifest_and_refuse_nonsense() -> None:
     settings = FirstStageSettings("hnsw", hnsw_m=12, ef_construction=50, ef_search=30)
     assert FirstStageSettings.from_json(settings.to_json()) == settings
-    assert FirstStageSettings("flat").to_json() == {"kind": "flat", "vectors": 1}
+    assert FirstStageSettings("flat").to_json() == {"kind": "flat", "vectors": 1, "pool": "first"}
     # Manifests written before `vectors` existed hold one vector per candidate.
     assert FirstStageSettings.from_json({"kind": "flat"}) == FirstStageSettings("flat", vectors=1)
     with pytest.raises(ValueError, match="vectors must be an int >= 1, got 0"):

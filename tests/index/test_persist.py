@@ -53,13 +53,39 @@ def test_a_memory_mapped_load_gives_identical_results(index, queries, tmp_path) 
     assert_same_results(search_both(MultiVectorIndex.load(folder, mmap=False), queries), before)
 
 
+def test_a_memory_mapped_first_stage_grows_after_a_copy_and_leaves_the_saved_folder_as_it_was(
+    index, queries, tmp_path
+) -> None:
+    # faiss aborts the process when a mapped index grows: `add` must copy it first.
+    folder = index.save(tmp_path / "idx")
+    saved = (folder / persist.FIRST_STAGE).read_bytes()
+    loaded = MultiVectorIndex.load(folder, mmap=True)
+    assert loaded._ann_mapped
+    added = torch.cat([queries, queries], dim=1)
+    loaded.add(added, None, [f"new-{b}" for b in range(len(queries))])
+    _, ids = loaded.search(queries, None, (3, 6), k=1, first_stage_k=30)
+    assert [found[0] for found in ids] == [f"new-{b}" for b in range(len(queries))]
+    assert (folder / persist.FIRST_STAGE).read_bytes() == saved
+    assert len(MultiVectorIndex.load(folder)) == N
+
+
+def test_a_live_id_twice_in_the_folder_is_refused_naming_the_file(index, tmp_path) -> None:
+    folder = index.save(tmp_path / "idx")
+    ids = json.loads((folder / persist.IDS).read_text())
+    ids[1] = ids[0]
+    (folder / persist.IDS).write_text(json.dumps(ids))
+    with pytest.raises(persist.IndexFolderError, match=r"ids.json: a live id occurs twice"):
+        MultiVectorIndex.load(folder, verify=False)
+
+
 def test_the_manifest_records_dims_counts_settings_meta_and_every_files_sha256(index, tmp_path) -> None:
     index.remove(["doc-0", "doc-1"])
     folder = index.save(tmp_path / "idx")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert (manifest["num_rows"], manifest["num_vectors"], manifest["dim"]) == (N, R_C, D)
     assert manifest["dtype"] == "int8" and manifest["live"] == N - 2 and manifest["meta"] == META
-    assert manifest["first_stage"] == {"kind": "hnsw", "hnsw_m": 8, "ef_construction": 80, "ef_search": 40, "vectors": 1}
+    assert manifest["first_stage"] == {"kind": "hnsw", "hnsw_m": 8, "ef_construction": 80, "ef_search": 40,
+                                       "vectors": 1, "pool": "first"}
     assert manifest["built_at"].endswith("+00:00")
     on_disk = {path.name for path in folder.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk == {"codes.npy", "scales.npy", "mask.npy", "tombstones.npy",

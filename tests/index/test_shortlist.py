@@ -66,3 +66,31 @@ def test_the_shortlist_stays_near_first_stage_k_and_the_index_round_trips(tmp_pa
 def test_more_first_stage_vectors_than_the_candidates_hold_are_refused() -> None:
     with pytest.raises(ValueError, match="first_stage_vectors=9 exceeds the candidates' R_c=8"):
         MultiVectorIndex.build(unit_vectors(4, R, D, seed=0), None, row_ids(4), first_stage_vectors=9)
+
+
+def test_a_small_budget_on_a_many_vector_hnsw_still_finds_its_top_k() -> None:
+    from metaembed.serving.latency import recall
+
+    # Only 1 entry in 16 may be returned at r_c = 1: the beam is widened to make up for it.
+    candidates, queries = unit_vectors(2000, 16, D, seed=6), unit_vectors(20, 4, D, seed=7)
+    index = MultiVectorIndex.build(candidates, None, row_ids(2000), first_stage="hnsw", first_stage_vectors=16,
+                                   ef_search=16)
+    _, exact = index.search(queries, None, (1, 1), k=10)
+    assert recall(exact, index.search(queries, None, (1, 1), k=10, first_stage_k=16)[1]) >= 0.95
+
+
+def test_a_mean_pooled_first_stage_finds_a_candidate_whose_first_vector_is_noise() -> None:
+    # Every vector of the target but the first is its query's topic: the mean still points there.
+    topics = unit_vectors(4, 1, D, seed=8)
+    candidates = unit_vectors(N, R, D, seed=9)
+    candidates[: 4, 1:] = topics
+    queries = topics.expand(4, 3, D).contiguous()
+    one = MultiVectorIndex.build(candidates, None, row_ids(N), first_stage="flat")
+    mean = MultiVectorIndex.build(candidates, None, row_ids(N), first_stage="flat", first_stage_pool="mean")
+    assert mean.first_stage.pool == "mean" and mean._ann.ntotal == N
+    wanted = [[f"doc-{b}"] for b in range(4)]
+    assert mean.search(queries, None, (3, R), k=1, first_stage_k=10)[1] == wanted
+    assert one.search(queries, None, (3, R), k=1, first_stage_k=10)[1] != wanted
+    with pytest.raises(ValueError, match="mean-pooled first stage holds one vector per candidate"):
+        MultiVectorIndex.build(candidates, None, row_ids(N), first_stage="flat", first_stage_pool="mean",
+                               first_stage_vectors=2)

@@ -62,6 +62,8 @@ class Settings:
     queries: int = 10
     latency_queries: int = 3
     ef_construction: int = 80
+    first_stage_vectors: int = 1
+    first_stage_pool: str = "first"
     seed: int = 0
     save_dir: str | None = None
 
@@ -81,6 +83,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="single-query exhaustive searches timed per budget")
     parser.add_argument("--ef-construction", type=int, default=defaults.ef_construction,
                         help="HNSW build beam (lower builds a 1M graph faster)")
+    parser.add_argument("--first-stage-vectors", type=int, default=defaults.first_stage_vectors,
+                        help="each candidate's leading vectors in the HNSW first stage (metaembed.index.first_stage)")
+    parser.add_argument("--first-stage-pool", choices=["first", "mean"], default=defaults.first_stage_pool,
+                        help="mean: one mean vector per candidate in the first stage")
+    parser.add_argument("--clusters", type=int, default=defaults.clusters,
+                        help="topic clusters: fewer per candidate count make near neighbours harder to tell apart")
     parser.add_argument("--save-dir", type=Path, default=None,
                         help="save each index here and search the memory-mapped copy (times the open)")
     parser.add_argument("--threads", type=int, default=None, help="torch and faiss threads while searching")
@@ -95,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from metaembed.benchmarks.scoring import parse_budgets
 
     settings = Settings(
-        num_candidates=args.num_candidates, num_vectors=args.num_vectors, dim=args.dim,
-        dtypes=tuple(args.dtypes.split(",")), budgets=parse_budgets(args.budgets),
+        num_candidates=args.num_candidates, num_vectors=args.num_vectors, dim=args.dim, clusters=args.clusters,
+        first_stage_vectors=args.first_stage_vectors, first_stage_pool=args.first_stage_pool, dtypes=tuple(args.dtypes.split(",")), budgets=parse_budgets(args.budgets),
         first_stage_ks=tuple(int(k) for k in args.first_stage_ks.split(",")),
         queries=args.queries, latency_queries=args.latency_queries, ef_construction=args.ef_construction,
         seed=args.seed, save_dir=None if args.save_dir is None else str(args.save_dir),
@@ -202,7 +210,9 @@ def _build(settings: Settings, topics: torch.Tensor, dtype: str, shared: tuple |
         began = time.perf_counter()
         if index is None:
             index = MultiVectorIndex.build(chunk, None, ids, dtype=dtype, first_stage=None if shared else "hnsw",
-                                           ef_construction=settings.ef_construction)
+                                           ef_construction=settings.ef_construction,
+                                           first_stage_vectors=settings.first_stage_vectors,
+                                           first_stage_pool=settings.first_stage_pool)
         else:
             index.add(chunk, None, ids)
         seconds += time.perf_counter() - began

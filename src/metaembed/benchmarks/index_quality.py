@@ -40,7 +40,7 @@ class Settings:
     dtypes: tuple[str, ...] = ("float32", "bfloat16", "int8", "binary")
     first_stage_ks: tuple[int, ...] = (64, 128, 256, 512, 1024)
     first_stage: str = "hnsw"
-    first_stage_vectors: tuple[int, ...] = (1,)
+    first_stage_vectors: tuple[str, ...] = ("1",)  # m leading vectors each, or "mean"
     queries: int = 200
     seed: int = 0
     threads: int = 1
@@ -53,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-stage-ks", default=",".join(map(str, defaults.first_stage_ks)))
     parser.add_argument("--first-stage", choices=["hnsw", "flat"], default=defaults.first_stage)
     parser.add_argument("--first-stage-vectors", default=",".join(map(str, defaults.first_stage_vectors)),
-                        help="comma-separated: leading candidate vectors in the ANN, e.g. 1,64")
+                        help="comma-separated first stages: m leading candidate vectors in the ANN, or mean "
+                             "(one mean vector per candidate), e.g. 1,mean,64")
     parser.add_argument("--queries", type=int, default=defaults.queries, help="cached queries for the recall")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="which queries are drawn")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch and faiss threads")
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from metaembed.serving.latency import threads
 
     settings = Settings(tuple(args.dtypes.split(",")), tuple(int(k) for k in args.first_stage_ks.split(",")),
-                        args.first_stage, tuple(int(m) for m in args.first_stage_vectors.split(",")),
+                        args.first_stage, tuple(args.first_stage_vectors.split(",")),
                         args.queries, args.seed, args.threads)
     with threads(settings.threads):
         report = benchmark(load_root(args.params), settings)
@@ -142,8 +143,10 @@ def first_stage_recall(params: ParamsRoot, stores: dict[str, EmbeddingStore], se
     rows = []
     for vectors in settings.first_stage_vectors:
         began = time.perf_counter()
+        pool = "mean" if vectors == "mean" else "first"
         index = MultiVectorIndex.build(corpus.vectors, corpus.mask, corpus.ids, dtype=params.index.dtype,
-                                       first_stage=settings.first_stage, first_stage_vectors=vectors)
+                                       first_stage=settings.first_stage, first_stage_pool=pool,
+                                       first_stage_vectors=1 if pool == "mean" else int(vectors))
         build_s = time.perf_counter() - began
         for r_q, r_c in params.evaluate.budgets:
             _, exact = index.search(queries, mask, (r_q, r_c), k=10)
@@ -182,7 +185,7 @@ def recall_table(report: dict[str, Any]) -> str:
     ks = list(dict.fromkeys(row["first_stage_k"] for row in rows))
     keys = list(dict.fromkeys((row["first_stage_vectors"], row["budget"]) for row in rows))
     cell = {(row["first_stage_vectors"], row["budget"], row["first_stage_k"]): row for row in rows}
-    header = ["ANN vectors", "budget", *[f"k'={k}: recall@10 (ms)" for k in ks]]
+    header = ["first stage", "budget", *[f"k'={k}: recall@10 (ms)" for k in ks]]
     return markdown_table(header, [
         [str(m), b, *[f"{cell[m, b, k]['recall_at_10']:.3f} ({cell[m, b, k]['ms_per_query']:.1f})" for k in ks]]
         for m, b in keys])
@@ -206,7 +209,7 @@ def report_figure(report: dict[str, Any]):
     for m, budget in dict.fromkeys((row["first_stage_vectors"], row["budget"]) for row in report["recall"]):
         rows = [row for row in report["recall"] if row["budget"] == budget and row["first_stage_vectors"] == m]
         recall.plot([row["first_stage_k"] for row in rows], [row["recall_at_10"] for row in rows], marker="o",
-                    linestyle="-" if m == 1 else "--", label=f"{budget}, ANN on {m} vector(s)")
+                    linestyle="-" if m == "1" else ":" if m == "mean" else "--", label=f"{budget}, first stage {m}")
     recall.set_xscale("log", base=2)
     recall.set_ylim(0, 1.02)
     recall.set_xlabel("first_stage_k")

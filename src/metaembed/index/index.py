@@ -51,7 +51,11 @@ class MultiVectorIndex:
         self._ann = ann
         self.meta = meta
         self.built_at = built_at
-        self._row_of = {ids[row]: int(row) for row in np.flatnonzero(~removed)}
+        live = np.flatnonzero(~removed).tolist()
+        self._row_of = dict(zip(map(ids.__getitem__, live), live))
+        if len(self._row_of) != len(live):
+            raise ValueError("a live id occurs twice")
+        self._ann_mapped = False  # set by load(mmap=True): the faiss index must be copied before it grows
 
     # ----- building and changing -------------------------------------------------------------
 
@@ -68,6 +72,7 @@ class MultiVectorIndex:
         ef_construction: int = FirstStageSettings.ef_construction,
         ef_search: int = FirstStageSettings.ef_search,
         first_stage_vectors: int = FirstStageSettings.vectors,
+        first_stage_pool: str = FirstStageSettings.pool,
     ) -> MultiVectorIndex:
         """Index full-size candidate embeddings [N, R_c, D] (L2-normalised) with mask [N, R_c]
         (None: all real) under unique str ids.
@@ -75,13 +80,14 @@ class MultiVectorIndex:
         dtype: how rerank vectors are stored, one of codecs.DTYPES. first_stage: "hnsw", "flat"
         or None (exhaustive search only); hnsw_m / ef_construction / ef_search tune HNSW
         (ef_search is the default beam of every search); first_stage_vectors: each candidate's
-        leading vectors in the ANN (1, or up to R_c: see first_stage.py). meta: str values kept in
-        the manifest.
+        leading vectors in the ANN (1, or up to R_c), first_stage_pool: "first" or "mean" (one
+        mean vector per candidate): see first_stage.py. meta: str values kept in the manifest.
         """
         codecs.check_dtype(dtype)
         settings = None
         if first_stage is not None:
-            settings = FirstStageSettings(first_stage, hnsw_m, ef_construction, ef_search, first_stage_vectors)
+            settings = FirstStageSettings(first_stage, hnsw_m, ef_construction, ef_search, first_stage_vectors,
+                                          first_stage_pool)
         vectors = inputs.as_vectors(embeddings, "embeddings", "[N, R_c, D]")
         num_rows, num_vectors, dim = vectors.shape
         if num_rows == 0 or num_vectors == 0 or dim == 0:
@@ -114,15 +120,23 @@ class MultiVectorIndex:
         ids = inputs.check_ids(ids, vectors.shape[0], self._row_of)
         inputs.check_first_vectors_real(mask, ids, "add")
         codes, scales = self._encode(vectors, mask, ids)
+        if self._ann_mapped:
+            self._ann, self._ann_mapped = stage1.owned(self._ann), False
         if self._ann is not None:
-            leading = vectors[:, : self._settings.vectors].to(torch.float32)
-            # Padding goes in as zeros (never returned: the search skips it), like the stored codes.
-            stage1.add(self._ann, leading.masked_fill(~mask[:, : leading.shape[1], None], 0).numpy())
+            stage1.add(self._ann, self._ann_vectors(vectors, mask).numpy())
         start = store.num_rows
         store.append(codes, scales, mask.numpy().copy())
         self._ids.extend(ids)
         self._removed = np.concatenate([self._removed, np.zeros(len(ids), dtype=bool)])
         self._row_of.update((item, start + offset) for offset, item in enumerate(ids))
+
+    def _ann_vectors(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[n, m, D] float32: what each row puts in the first stage."""
+        if self._settings.pool == "mean":
+            return stage1.mean_vectors(vectors.to(torch.float32), mask)
+        leading = vectors[:, : self._settings.vectors].to(torch.float32)
+        # Padding goes in as zeros (never returned: the search skips it), like the stored codes.
+        return leading.masked_fill(~mask[:, : leading.shape[1], None], 0)
 
     def remove(self, ids: Sequence[str]) -> None:
         """Tombstone these rows: never returned again. Unknown ids change nothing and raise."""
@@ -337,30 +351,33 @@ class MultiVectorIndex:
             scales = persist.open_array(folder, persist.SCALES, shape, np.dtype(np.float32), mmap)
         mask = persist.open_array(folder, persist.MASK, shape, np.dtype(bool), mmap)
         removed = np.array(persist.open_array(folder, persist.TOMBSTONES, (num_rows,), np.dtype(bool), False))
-        ids = _read_ids(folder, num_rows, removed)
+        ids = _read_ids(folder, num_rows)
         if int((~removed).sum()) != manifest["live"]:
             raise persist.mismatch(folder / persist.TOMBSTONES,
                                    f"{int((~removed).sum())} live rows but the manifest says {manifest['live']}")
         settings = FirstStageSettings.from_json(manifest["first_stage"])
-        ann = None if settings is None else _read_first_stage(folder, num_rows * settings.vectors, dim)
+        ann = None if settings is None else _read_first_stage(folder, num_rows * settings.vectors, dim, mmap)
         store = VectorStore(dtype, dim, num_vectors, [Segment(0, codes, scales, mask, mapped=mmap)])
-        return cls(store, ids, removed, settings, ann, manifest["meta"], manifest["built_at"])
+        try:
+            index = cls(store, ids, removed, settings, ann, manifest["meta"], manifest["built_at"])
+        except ValueError as error:
+            raise persist.mismatch(folder / persist.IDS, str(error)) from None
+        index._ann_mapped = ann is not None and mmap
+        return index
 
 
-def _read_ids(folder: Path, num_rows: int, removed: np.ndarray) -> list[str]:
+def _read_ids(folder: Path, num_rows: int) -> list[str]:
+    """The ids (a live id twice is caught when the index maps ids to rows)."""
     path = folder / persist.IDS
     ids = json.loads(path.read_text())
-    if not isinstance(ids, list) or len(ids) != num_rows or not all(isinstance(i, str) for i in ids):
+    if not isinstance(ids, list) or len(ids) != num_rows or set(map(type, ids)) - {str}:
         raise persist.mismatch(path, f"expected a list of {num_rows} str ids")
-    live = [ids[row] for row in np.flatnonzero(~removed)]
-    if len(set(live)) != len(live):
-        raise persist.mismatch(path, "a live id occurs twice")
     return ids
 
 
-def _read_first_stage(folder: Path, entries: int, dim: int) -> Any:
+def _read_first_stage(folder: Path, entries: int, dim: int, mmap: bool) -> Any:
     path = folder / persist.FIRST_STAGE
-    ann = stage1.read(path)
+    ann = stage1.read(path, mmap)
     if ann.ntotal != entries or ann.d != dim:
         raise persist.mismatch(path, f"holds {ann.ntotal} vectors of D={ann.d}, the manifest {entries} of D={dim}")
     return ann
