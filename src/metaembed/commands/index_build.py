@@ -24,9 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=INDEX_DTYPES, default="bfloat16", help="storage of the vectors")
     parser.add_argument("--first-stage", choices=FIRST_STAGES, default="hnsw",
                         help="shortlist index on each candidate's first vector (none: exhaustive search only)")
+    parser.add_argument("--first-stage-pool", choices=("mean", "first"), default="mean",
+                        help="what each candidate puts in the first stage: the mean of its vectors (default), or "
+                             "its first vector(s) (docs/index.md, 'Measured')")
     parser.add_argument("--first-stage-vectors", type=_positive, default=1,
-                        help="each candidate's leading vectors in the first stage (1; up to R_c finds the top-k of "
-                             "large budgets better, at R_c times the first stage's size)")
+                        help="with --first-stage-pool first: each candidate's leading vectors in the first stage")
     parser.add_argument("--batch-size", type=_positive, default=32, help="candidates encoded at a time")
     parser.add_argument("--on-bad", choices=("error", "skip"), default="error",
                         help="unreadable candidate files: stop (default) or leave them out and count them")
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"model {pinned.pinned_uri} (sha256 {pinned.sha256[:12]}...)", flush=True)
         first_stage = None if args.first_stage == "none" else args.first_stage
         built = build_index(pinned, corpus, args.out, args.dtype, first_stage, args.batch_size,
-                            progress=not args.no_progress, first_stage_vectors=args.first_stage_vectors)
+                            progress=not args.no_progress, first_stage_vectors=args.first_stage_vectors,
+                            first_stage_pool=args.first_stage_pool)
     except failures as error:
         print(f"error: {error}")
         return 1

@@ -77,13 +77,14 @@ def corpus_sidecar(corpus: Corpus) -> str:
 
 def build_index(pinned: PinnedModel, corpus: Corpus, out: str | Path, dtype: str = "bfloat16",
                 first_stage: str | None = "hnsw", batch_size: int = 32, progress: bool = True,
-                link: bool = True, first_stage_vectors: int = 1) -> Built:
+                link: bool = True, first_stage_vectors: int = 1, first_stage_pool: str = "mean") -> Built:
     """Encode, build, save atomically to `out`, and (registry models, `link`) tag the version."""
     out = Path(out)
     started = time.perf_counter()
     vectors, mask, ids = encode_corpus(pinned.model, corpus, batch_size, progress)
     index = MultiVectorIndex.build(vectors, mask, ids, dtype=dtype, first_stage=first_stage,
-                                   first_stage_vectors=first_stage_vectors, meta=index_meta(pinned, corpus))
+                                   first_stage_vectors=first_stage_vectors, first_stage_pool=first_stage_pool,
+                                   meta=index_meta(pinned, corpus))
     index.save(out, sidecars={SIDECAR: corpus_sidecar(corpus)})
     digest = persist.sha256(out / persist.MANIFEST)
     tag = _link(pinned, out, index, digest) if link and pinned.version is not None else None

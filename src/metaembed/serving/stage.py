@@ -65,6 +65,7 @@ def run_index_stage(params: ParamsRoot, progress: bool = True) -> IndexLatency:
         index = MultiVectorIndex.build(corpus.vectors, corpus.mask, corpus.ids, dtype=settings.dtype,
                                        first_stage=settings.first_stage,
                                        first_stage_vectors=settings.first_stage_vectors,
+                                       first_stage_pool=settings.first_stage_pool,
                                        meta=_meta(params, digest, cache_meta, stores, len(corpus.ids)))
         build_s = time.perf_counter() - began
         index.save(params.index_dir, sidecars={SIDECAR: sidecar_text("evaluation", params.prepared_dir,
