@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import resource
 import statistics
 import time
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaembed.benchmarks.outputs import write_report
 from metaembed.markdown_table import markdown_table
 from metaembed.timing import CpuProbe
 
@@ -112,13 +112,7 @@ def run(args: argparse.Namespace) -> int:
     build_threads = args.build_threads if args.build_threads is not None else args.threads
     report = benchmark(settings, args.threads, build_threads)
     print(report_table(report))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-    if args.plot is not None:
-        from metaembed.evaluation import plots
-
-        plots.save(report_figure(report), args.plot)
+    write_report(report, args.output, args.plot, _save_figure)
     return 0
 
 
@@ -305,3 +299,9 @@ def _peak_rss_gib() -> float:
 
 def _name(budget: list[int]) -> str:
     return f"{budget[0]}x{budget[1]}"
+
+
+def _save_figure(report: dict[str, Any], path: Path) -> None:
+    from metaembed.evaluation import plots
+
+    plots.save(report_figure(report), path)

@@ -19,12 +19,12 @@ nothing is re-encoded).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaembed.benchmarks.outputs import write_report
 from metaembed.markdown_table import markdown_table
 
 if TYPE_CHECKING:
@@ -74,13 +74,7 @@ def run(args: argparse.Namespace) -> int:
     print(quality_table(report))
     print()
     print(recall_table(report))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-    if args.plot is not None:
-        from metaembed.evaluation import plots
-
-        plots.save(report_figure(report), args.plot)
+    write_report(report, args.output, args.plot, _save_figure)
     return 0
 
 
@@ -222,3 +216,9 @@ def report_figure(report: dict[str, Any]):
 def _cells(row: dict[str, Any], metric: str) -> list[str]:
     value, difference = row[metric], row[f"{metric}_vs_{REFERENCE}_points"]
     return ["-" if value is None else f"{100 * value:.1f}", "-" if difference is None else f"{difference:+.1f}"]
+
+
+def _save_figure(report: dict[str, Any], path: Path) -> None:
+    from metaembed.evaluation import plots
+
+    plots.save(report_figure(report), path)

@@ -25,7 +25,6 @@ torch is imported inside functions so that building the CLI parser stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaembed.benchmarks.outputs import write_report
 from metaembed.costs import bytes_per_element
 from metaembed.timing import QuietGate, contended, quiet_median, time_maxsim
 
@@ -175,11 +175,7 @@ def run(args: argparse.Namespace) -> int:
     )
     report = benchmark(settings)
     print_report(report)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-    if args.plot is not None:
-        plot_report(report, args.plot)
+    write_report(report, args.output, args.plot, plot_report)
     return 0
 
 

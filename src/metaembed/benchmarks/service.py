@@ -28,7 +28,6 @@ httpx, numpy and matplotlib are imported inside functions so that building the C
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import queue
@@ -44,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from metaembed.benchmarks.outputs import write_report
 from metaembed.markdown_table import markdown_table
 from metaembed.serving.budget import BudgetError, format_budget, parse_budget
 
@@ -116,11 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report_table(report))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-    if args.plot is not None:
-        plot_report(report, args.plot)
+    write_report(report, args.output, args.plot, plot_report)
     failed = [r for r in report["results"] if r["errors"] or r["warmup_errors"]]
     for r in failed:
         print(f"error: {r['errors']}/{r['requests']} requests (and {r['warmup_errors']} warm-up requests) failed "
