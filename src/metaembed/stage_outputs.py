@@ -177,11 +177,6 @@ class IndexBudgetLatency(_Contract):
     two_stage_ms: float | None = Field(None, ge=0)  # None: the index has no first stage
     recall_at_k: float | None = Field(None, ge=0, le=1)  # two-stage top-k's share of the exhaustive top-k
 
-    @property
-    def served_ms(self) -> float:
-        """What a served search costs: two-stage when the index has a first stage."""
-        return self.exhaustive_ms if self.two_stage_ms is None else self.two_stage_ms
-
 
 class BuiltIndex(_Contract):
     path: str = Field(min_length=1)  # the index folder, as params.yaml names it

@@ -94,6 +94,7 @@ def test_the_index_stage_latency_and_bytes_are_used_when_it_ran(budget_table, in
         timed = latency.row(row.name)
         assert (row.latency_ms, row.index_bytes, row.recall) == (timed.two_stage_ms, timed.index_bytes_per_candidate,
                                                                  timed.recall_at_k)
+        assert row.search == "two-stage" and timed.recall_at_k >= params.min_recall
         assert row.quality == budget_table.row((timed.r_q, timed.r_c)).quality["mmeb_p_at_1"]
     assert f"{latency.index.candidates:,} evaluation candidates" in measured.latency_source
 
@@ -115,3 +116,19 @@ def test_without_the_index_stage_the_sweep_synthetic_latency_stands_in_and_says_
 def test_a_pinned_budget_needs_positive_sizes(budget):
     with pytest.raises(ValueError, match="served_budget must be null or"):
         PromotionParams(served_budget=budget)
+
+
+def test_a_two_stage_search_below_min_recall_is_costed_at_its_exhaustive_latency(budget_table, index_stage):
+    latency, _ = index_stage
+    first, *rest = latency.budgets
+    missing = latency.model_copy(update={"budgets": [first.model_copy(update={"recall_at_k": 0.5}), *rest]})
+    measured = cost_table(budget_table, missing, rules(latency_corpus_size=1000), "int8")
+    row = measured.row(first.name)
+    assert (row.latency_ms, row.recall, row.search) == (first.exhaustive_ms, 0.5, "exhaustive")
+    assert all(other.search == "two-stage" for other in measured.rows[1:])
+    from metaembed.registry.decision import options_markdown
+
+    shown = options_markdown(choose(measured, rules()), measured, "mmeb_p_at_1").splitlines()
+    assert "search timed" in shown[0] and "exhaustive" in shown[2] and "two-stage" in shown[3]
+    lenient = cost_table(budget_table, missing, rules(latency_corpus_size=1000, min_recall=0.5), "int8")
+    assert lenient.row(first.name).latency_ms == first.two_stage_ms

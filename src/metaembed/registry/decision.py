@@ -80,12 +80,12 @@ def options_markdown(choice: Choice, table: CostTable, metric: str) -> str:
     recall = any(option.cost.recall is not None for option in choice.options)
     header = ["budget", metric, f"index B/cand ({table.dtype})",
               "ms/query (index stage)" if table.measured else f"ms/query (sweep, {table.candidates:,})"]
-    header += ["recall@k"] if recall else []
+    header += ["two-stage recall@k", "search timed"] if recall else []
     rows = []
     for option in choice.options:
         cost = option.cost
         row = [cost.name, _fixed(cost.quality), _integer(cost.index_bytes), _float(cost.latency_ms)]
-        row += [_fixed(cost.recall, 3)] if recall else []
+        row += [_fixed(cost.recall, 3), cost.search] if recall else []
         rows.append(row + ["**served**" if option.served else option.excluded or "eligible, not the cheapest"])
     return markdown_table(header + ["served?"], rows)
 

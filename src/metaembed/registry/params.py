@@ -27,6 +27,10 @@ class PromotionParams(BaseModel):
     # Cost bounds on a served budget; null switches one off. Bytes are in index.dtype.
     max_index_bytes_per_candidate: int | None = Field(None, gt=0)
     max_latency_ms: float | None = Field(None, gt=0)  # the index stage's measured ms/query
+    # A budget's two-stage latency stands for its cost only when the two-stage search keeps this share
+    # of the exhaustive top-k; below it the exhaustive latency does, since the sweep's quality is
+    # exhaustive quality (a first stage that misses half the top-10 is not that quality, faster).
+    min_recall: float = Field(0.95, ge=0, le=1)
     # Only when a version has no index stage latency: the sweep's synthetic index size (a key of its
     # latency_ms_per_query) whose latency stands in.
     latency_corpus_size: int = Field(100_000, gt=0)

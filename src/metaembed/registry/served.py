@@ -34,6 +34,7 @@ class BudgetCost:
     index_bytes: int | None  # per candidate, at the budget's r_c, in the table's dtype
     latency_ms: float | None  # per query
     recall: float | None = None  # two-stage recall@k against exhaustive (index stage only)
+    search: str = ""  # which search latency_ms times: "two-stage" or "exhaustive" (index stage only)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class Choice:
         return self.served.name if self.served else "none"
 
 
+def _search(timed, min_recall: float) -> str:
+    """The search a budget is served with: two-stage when the index has one and it keeps min_recall."""
+    two_stage = timed.two_stage_ms is not None and timed.recall_at_k is not None and timed.recall_at_k >= min_recall
+    return "two-stage" if two_stage else "exhaustive"
+
+
 def cost_table(sweep: SweepBudgets, index: IndexLatency | None, params: PromotionParams, dtype: str) -> CostTable:
     """The version's costs: measured by the index stage when it ran, else the sweep's fallback."""
     metric = params.quality_metric
@@ -80,9 +87,11 @@ def cost_table(sweep: SweepBudgets, index: IndexLatency | None, params: Promotio
         rows = []
         for row in sweep.budgets:
             timed = index.row(row.name)
+            search = _search(timed, params.min_recall) if timed else ""
+            latency = None if timed is None else timed.two_stage_ms if search == "two-stage" else timed.exhaustive_ms
             rows.append(BudgetCost(row.name, row.quality.get(metric),
                                    timed.index_bytes_per_candidate if timed else None,
-                                   timed.served_ms if timed else None, timed.recall_at_k if timed else None))
+                                   latency, timed.recall_at_k if timed else None, search))
         source = (f"measured by the index stage: {index.search} of {index.index.candidates:,} evaluation "
                   f"candidates ({index.index.dtype})")
         return CostTable(tuple(rows), index.index.dtype, True, index.index.candidates, source)
