@@ -65,12 +65,13 @@ def budget_table(decision):
 
     cost = decision.table
     table = Table(title=f"budgets: {decision.choice.rule}; latency {decision.latency_source}", title_justify="left")
-    for column in ("budget", decision.metric, f"bytes/cand ({cost.dtype})", "ms/query", "served?"):
+    for column in ("budget", decision.metric, f"bytes/cand ({cost.dtype})", "ms/query", "search (recall@k)", "served?"):
         table.add_column(column, justify="left" if column == "served?" else "right")
     for option in decision.choice.options:
         row = option.cost
+        search = row.search + ("" if row.recall is None else f" ({row.recall:.3f})")
         table.add_row(row.name, "-" if row.quality is None else f"{row.quality:.4f}",
                       "-" if row.index_bytes is None else f"{row.index_bytes:,}",
-                      "-" if row.latency_ms is None else f"{row.latency_ms:.3g}",
+                      "-" if row.latency_ms is None else f"{row.latency_ms:.3g}", search or "-",
                       "[green]served[/green]" if option.served else option.excluded or "eligible, not the cheapest")
     return table
