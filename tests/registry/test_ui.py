@@ -86,6 +86,8 @@ def test_the_ui_serves_the_run_its_metrics_the_model_and_its_aliases(project, ui
     version = champion["model_version"]
     assert version["run_id"] == run_id and re.search(r"\|\s*4x8\s*\|\s*0\.5000\s*\|", version["description"])
     assert {t["key"]: t["value"] for t in version["tags"]}["gate.decision"] == "promoted"
+    record = get(url, "/api/2.0/mlflow/experiments/get", experiment_id=run["info"]["experiment_id"])["experiment"]
+    assert {t["key"]: t["value"] for t in record["tags"]}["mlflow.experimentKind"] == "custom_model_development"
 
     if CHROMIUM is None:
         reason = "no headless Chromium here (apt-get install chromium; `make test` installs it as root)"

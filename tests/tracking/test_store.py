@@ -177,3 +177,19 @@ def test_mlflows_echo_of_a_params_uri_is_not_taken_for_the_users_override(tmp_pa
     assert second.endswith("b.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert tracking_uri_override() == "http://127.0.0.1:5999"
+
+
+def test_the_experiment_is_of_the_model_training_kind_also_when_an_older_store_made_it(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from metaembed.tracking.store import EXPERIMENT_KIND
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    params = TrackingParams(tracking_uri=uri, artifact_location=str(tmp_path / "art"), experiment="fresh")
+    client = MlflowClient(uri)
+    fresh = client.get_experiment(configure(params, tmp_path))
+    assert fresh.tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+    old = client.create_experiment("old", str(tmp_path / "old"))  # as configure made it before the kind
+    assert EXPERIMENT_KIND[0] not in client.get_experiment(old).tags
+    assert configure(params.model_copy(update={"experiment": "old"}), tmp_path) == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND[0]] == "custom_model_development"

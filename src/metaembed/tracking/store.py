@@ -90,6 +90,10 @@ def _artifact_location(params: TrackingParams, uri: str, root: str | Path) -> st
     return (Path(root) / params.artifact_location).resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment of this kind on its training runs instead of the GenAI overview.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def configure(params: TrackingParams | None = None, root: str | Path = ".", *, writing: bool = True) -> str:
     """Point mlflow at the store, make sure the experiment exists, and return its id.
 
@@ -110,7 +114,7 @@ def configure(params: TrackingParams | None = None, root: str | Path = ".", *, w
             if writing:
                 _check_artifact_folder(location, params.experiment)
             try:
-                return client.create_experiment(params.experiment, location)
+                return client.create_experiment(params.experiment, location, tags=dict([EXPERIMENT_KIND]))
             except MlflowException as error:
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -124,6 +128,8 @@ def configure(params: TrackingParams | None = None, root: str | Path = ".", *, w
         )
     if writing:
         _check_artifact_folder(experiment.artifact_location, params.experiment)
+        if EXPERIMENT_KIND[0] not in experiment.tags:  # a store made before the kind was set
+            client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
     return experiment.experiment_id
 
 
