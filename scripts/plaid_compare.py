@@ -21,7 +21,7 @@ those times is the latency, and recall@10 is the share of the exact top-10 found
 `--tables A.json B.json ...` prints the rows of several result files (this script's and
 `scripts/plaid_ours.py`'s share a row format) as one markdown table instead.
 
-`exact_top_k` and `load_inputs` are imported by `plaid_ours.py`, so both sides rank against the
+`exact_top_k` and `load_sets` are imported by `plaid_ours.py`, so both sides rank against the
 same reference computed by the same code; keep this module free of metaembed and of fast-plaid at
 import time.
 """
@@ -56,6 +56,16 @@ def load_inputs(path: str | Path) -> dict[str, Any]:
         if name not in tensors:
             raise SystemExit(f"{path}: no tensor {name!r}; write the file with scripts/plaid_export.py")
     return {**tensors, "meta": dict(meta)}
+
+
+def load_sets(path: str | Path, queries: int | None) -> tuple[Any, Any, Any, Any, dict[str, str]]:
+    """(candidate vectors, their lengths, query vectors, their lengths, the file's metadata), with
+    the first `queries` queries only (None: all)."""
+    data = load_inputs(path)
+    qry, qry_len = data["queries.vectors"], data["queries.lengths"]
+    if queries is not None:
+        qry, qry_len = qry[:queries], qry_len[:queries]
+    return data["candidates.vectors"], data["candidates.lengths"], qry, qry_len, data["meta"]
 
 
 def exact_top_k(candidates, candidate_lengths, queries, query_lengths, k: int = K,
@@ -143,11 +153,7 @@ def run_plaid(args: argparse.Namespace) -> dict[str, Any]:
     from fast_plaid import search as fp_search
     from fast_plaid.search import fast_plaid as fp_module
 
-    data = load_inputs(args.input)
-    cand, cand_len = data["candidates.vectors"], data["candidates.lengths"]
-    qry, qry_len = data["queries.vectors"], data["queries.lengths"]
-    if args.queries is not None:
-        qry, qry_len = qry[:args.queries], qry_len[:args.queries]
+    cand, cand_len, qry, qry_len, meta = load_sets(args.input, args.queries)
     num_docs, width, dim = cand.shape
     documents = [cand[i, :int(n)].to(torch.float32).contiguous() for i, n in enumerate(cand_len.tolist())]
     queries = [qry[i, :int(n)].to(torch.float32).contiguous() for i, n in enumerate(qry_len.tolist())]
@@ -241,7 +247,7 @@ def run_plaid(args: argparse.Namespace) -> dict[str, Any]:
     from importlib.metadata import version
 
     return {
-        "input": str(args.input), "input_meta": data["meta"], "set": args.set_name,
+        "input": str(args.input), "input_meta": meta, "set": args.set_name,
         "documents": num_docs, "max_vectors_per_doc": width, "dim": dim,
         "vectors_total": int(cand_len.sum()), "queries": len(queries),
         "query_vectors_mean": float(qry_len.double().mean()),

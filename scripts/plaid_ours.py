@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from plaid_compare import K, exact_top_k, folder_bytes, load_inputs, markdown, recall, row, timed_queries  # noqa: E402
+from plaid_compare import K, exact_top_k, folder_bytes, load_sets, markdown, recall, row, timed_queries  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    data = load_inputs(args.input)
-    cand, cand_len = data["candidates.vectors"], data["candidates.lengths"]
-    qry, qry_len = data["queries.vectors"], data["queries.lengths"]
-    if args.queries is not None:
-        qry, qry_len = qry[:args.queries], qry_len[:args.queries]
+    cand, cand_len, qry, qry_len, meta = load_sets(args.input, args.queries)
     num_docs, width, dim = cand.shape
     mask = torch.arange(width)[None, :] < cand_len[:, None]
     query_mask = torch.arange(qry.shape[1])[None, :] < qry_len[:, None]
@@ -121,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 
     report = {
-        "input": str(args.input), "input_meta": data["meta"], "set": args.set_name, "documents": num_docs,
+        "input": str(args.input), "input_meta": meta, "set": args.set_name, "documents": num_docs,
         "max_vectors_per_doc": width, "dim": dim, "vectors_total": int(cand_len.sum()), "queries": len(qry),
         "threads": args.threads, "exact_s": exact_s, "exact_top10": exact,
         "versions": {"metaembed": getattr(metaembed, "__version__", "?"), "torch": torch.__version__,

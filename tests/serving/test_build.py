@@ -43,6 +43,14 @@ def test_the_command_indexes_a_plain_folder_and_records_model_corpus_and_skips(s
     assert SIDECAR in json.loads((out / "manifest.json").read_text())["files"]
 
 
+def test_several_first_stage_vectors_with_the_mean_pool_are_refused_before_any_work(tmp_path, capsys):
+    code = main(["index", "build", "--model", str(tmp_path / "no-model"), "--corpus", str(tmp_path / "no-corpus"),
+                 "--out", str(tmp_path / "index"), "--first-stage-vectors", "4", "--no-progress"])
+    assert code == 1
+    assert "--first-stage-vectors needs --first-stage-pool first" in capsys.readouterr().out
+    assert not (tmp_path / "index").exists()
+
+
 def test_an_unreadable_file_stops_the_build_before_the_model_loads(make_plain_corpus, tmp_path, capsys):
     folder = make_plain_corpus()
     (folder / "bad.txt").write_bytes(b"\xff\xfe\xfa")

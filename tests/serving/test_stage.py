@@ -137,6 +137,9 @@ def test_index_params_are_checked_and_name_the_dtypes_of_the_index():
     with pytest.raises(ValueError, match="first_stage_k=5 is below k=10"):
         IndexParams(first_stage_k=5, k=10)
     assert IndexParams(first_stage=None, first_stage_k=5, k=10).first_stage is None  # no shortlist: no bound
+    with pytest.raises(ValueError, match="first_stage_vectors=4 needs first_stage_pool: first"):
+        IndexParams(first_stage_vectors=4)
+    assert IndexParams(first_stage_vectors=4, first_stage_pool="first").first_stage_vectors == 4
 
 
 def test_a_misspelt_index_key_is_named(tmp_path):

@@ -38,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.first_stage_pool == "mean" and args.first_stage_vectors != 1:
+        print("error: --first-stage-vectors needs --first-stage-pool first (a mean first stage holds one vector "
+              "per candidate)")
+        return 1
     from metaembed.images import ImageDecodeError
     from metaembed.index.persist import IndexFolderError
     from metaembed.model import DamagedWeightsError

@@ -50,4 +50,7 @@ class IndexParams(BaseModel):
         if self.first_stage is not None and self.first_stage_k < self.k:
             raise ValueError(f"first_stage_k={self.first_stage_k} is below k={self.k}: the shortlist must hold "
                              "at least k candidates")
+        if self.first_stage_pool == "mean" and self.first_stage_vectors != 1:
+            raise ValueError(f"first_stage_vectors={self.first_stage_vectors} needs first_stage_pool: first (a mean "
+                             "first stage holds one vector per candidate)")
         return self
