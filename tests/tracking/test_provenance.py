@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from metaembed.tracking.provenance import content_hash, folder_hash, run_tags
+import pytest
+
+from metaembed.tracking.provenance import content_hash, folder_hash, run_tags, written_by_dvc
 
 
 def git(repo: Path, *args: str) -> str:
@@ -53,3 +55,58 @@ def test_git_tags_describe_the_code_root_not_where_the_run_started(tmp_path, mon
     assert run_tags(started)["git.commit"] == "unknown"
     tags = run_tags(started, code_root=code)
     assert (tags["git.commit"], tags["git.dirty"]) == (git(code, "rev-parse", "HEAD"), "false")
+
+
+def committed_project(root: Path) -> Path:
+    """A repository as a pipeline leaves it committed: code, params, dvc.yaml, dvc.lock and a pointer."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "module.py").write_text("x = 1\n")
+    (root / "params.yaml").write_text("train: {lr: 0.1}\n")
+    (root / "dvc.yaml").write_text("stages: {train: {cmd: 'true'}}\n")
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data/raw\n")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+def test_files_dvc_rewrites_do_not_make_the_code_dirty(tmp_path):
+    repo = committed_project(tmp_path / "repo")
+    # What `dvc repro` and `dvc add` write mid-pipeline, staged and not, and untracked output.
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {train: {cmd: 'true'}}\n")
+    assert run_tags(repo)["git.dirty"] == "false"  # " M dvc.lock" alone: its leading space is no path
+    (repo / "data.dvc").write_text("outs:\n- md5: 4567cdef.dir\n  path: data/raw\n")
+    git(repo, "add", "data.dvc")
+    (repo / "model.bin").write_bytes(b"weights")
+    assert git(repo, "status", "--porcelain"), "the repository must look changed to git"
+    assert run_tags(repo)["git.dirty"] == "false"
+
+
+@pytest.mark.parametrize("change", ["code", "params", "dvc.yaml", "staged", "deleted", "renamed to a pointer"])
+def test_any_other_change_to_a_tracked_file_still_makes_it_dirty(tmp_path, change):
+    repo = committed_project(tmp_path / "repo")
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {train: {cmd: 'true'}}\n")  # beside every change
+    if change == "code":
+        (repo / "src" / "module.py").write_text("x = 2\n")
+    elif change == "params":
+        (repo / "params.yaml").write_text("train: {lr: 0.2}\n")
+    elif change == "dvc.yaml":
+        (repo / "dvc.yaml").write_text("stages: {train: {cmd: 'false'}}\n")
+    elif change == "staged":
+        (repo / "src" / "module.py").write_text("x = 3\n")
+        git(repo, "add", "src/module.py")
+    elif change == "deleted":
+        (repo / "src" / "module.py").unlink()
+    else:
+        git(repo, "mv", "src/module.py", "src/module.dvc")
+    assert run_tags(repo)["git.dirty"] == "true", change
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("dvc.lock", True), ("sub/dir/dvc.lock", True), ("data.dvc", True), ("models/weights.dvc", True),
+    ("dvc.yaml", False), ("params.yaml", False), (".dvc/config", False), ("src/dvc.lock.py", False),
+    ("docs/dvc.md", False),
+])
+def test_written_by_dvc_names_only_the_lock_and_pointer_files(path, expected):
+    assert written_by_dvc(path) is expected

@@ -6,7 +6,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -60,8 +60,35 @@ def _git_tags(repo: Path) -> dict[str, str]:
     commit = _git(repo, "rev-parse", "HEAD")
     # Untracked files are ignored: stage outputs and the local MLflow store are usually
     # untracked and would otherwise mark every run dirty.
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"git.commit": commit or UNKNOWN, "git.dirty": UNKNOWN if status is None else str(bool(status)).lower()}
+    status = _git(repo, "status", "--porcelain", "-z", "--untracked-files=no", strip=False) if commit else None
+    dirty = None if status is None else any(not written_by_dvc(path) for path in _changed_paths(status))
+    return {"git.commit": commit or UNKNOWN, "git.dirty": UNKNOWN if dirty is None else str(dirty).lower()}
+
+
+def written_by_dvc(path: str) -> bool:
+    """True for the files `dvc repro` and `dvc add` rewrite themselves: dvc.lock and *.dvc pointers.
+
+    A pipeline rewrites dvc.lock after each stage, so counting it would make every later stage's
+    run look as if it ran uncommitted code; the code and params it ran are checked all the same.
+    """
+    name = PurePosixPath(path).name
+    return name == "dvc.lock" or (name.endswith(".dvc") and name != ".dvc")
+
+
+def _changed_paths(status: str) -> list[str]:
+    """The paths of `git status --porcelain -z`: "XY path", and a rename's or copy's source after it."""
+    fields = status.split("\0")
+    paths, index = [], 0
+    while index < len(fields):
+        entry = fields[index]
+        index += 1
+        if len(entry) < 4:
+            continue  # the empty field after the last NUL
+        paths.append(entry[3:])
+        if {"R", "C"} & set(entry[:2]):  # both sides count: a file renamed to a .dvc name is a change
+            paths.append(fields[index])
+            index += 1
+    return paths
 
 
 def _params_tags(path: Path | None, sections: Sequence[str] | None, params: Mapping[str, Any] | None) -> dict[str, str]:
@@ -79,15 +106,19 @@ def _data_tags(dvc_file: Path, prepared: Path | None) -> dict[str, str]:
     return {"data.hash": folder_hash(prepared), "data.path": str(prepared.resolve()), "data.dvc_md5": pinned}
 
 
-def _git(root: Path, *args: str) -> str | None:
-    """stdout of a git command in `root`, or None when git or the repository is not there."""
+def _git(root: Path, *args: str, strip: bool = True) -> str | None:
+    """stdout of a git command in `root`, or None when git or the repository is not there.
+
+    `strip=False` keeps porcelain output whole: its first column may be a space."""
     try:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() if strip else done.stdout
 
 
 def params_hash(path: Path, sections: Sequence[str] | None = None) -> str:
