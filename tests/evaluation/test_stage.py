@@ -6,6 +6,7 @@ import pytest
 
 from metaembed.config import load_root
 from metaembed.evaluation.stage import run_evaluate
+from metaembed.tracking.provenance import folder_hash
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -32,6 +33,10 @@ def test_evaluate_writes_dvc_metrics_plots_and_logs_onto_the_training_run(eval_p
     assert not any(key.endswith("/queries") for key in logged)
     artifacts = {a.path for a in client.list_artifacts(mlflow_run["run_id"], "eval")}
     assert {"eval/report.json", "eval/plots"} <= artifacts
+    # The prepared data it read is the run's dataset input, versioned by the folder's content hash.
+    [read] = client.get_run(mlflow_run["run_id"]).inputs.dataset_inputs
+    assert (read.dataset.name, read.dataset.digest) == (params.prepared_dir.name, folder_hash(params.prepared_dir)[:36])
+    assert {tag.key: tag.value for tag in read.tags} == {"mlflow.data.context": "evaluation"}
 
 
 def test_a_rerun_reuses_the_embeddings_of_the_same_model(eval_params, tmp_path, monkeypatch):

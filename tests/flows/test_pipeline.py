@@ -16,18 +16,22 @@ import yaml
 from metaembed.orchestration import stages
 from metaembed.orchestration.registry_steps import ARTIFACT_KEY
 from metaembed.orchestration.stages import StageFailed, dvc_stage
+from metaembed.tracking.pipeline_run import PARENT_RUN_ENV
 
 STAGES = ["prepare", "train", "evaluate", "sweep", "index"]  # flow_project's pipeline.stages
 
 
 class Recorder:
-    """Stands in for `run_command`: records what the flow ran; optional failures per stage."""
+    """Stands in for `run_command`: records what the flow ran and the environment it added; optional
+    failures per stage."""
 
     def __init__(self, outputs=None, failures=None):
         self.calls, self.outputs, self.failures = [], outputs or {}, dict(failures or {})
+        self.envs = {}
 
-    def __call__(self, command, cwd, stage):
+    def __call__(self, command, cwd, stage, extra_env={}):
         self.calls.append(stage)
+        self.envs[stage] = dict(extra_env)
         pending = self.failures.get(stage)
         if pending:
             self.failures[stage] = pending[1:]
@@ -80,6 +84,50 @@ def test_the_flow_runs_the_stages_registers_and_promotes_then_reruns_to_nothing_
     assert flow_project.versions() == ["1"]
 
 
+class StageRuns(Recorder):
+    """A recorder whose `train` starts its MLflow run as the real stage does, in the environment it was given."""
+
+    def __init__(self, project, **kwargs):
+        super().__init__(**kwargs)
+        self.project, self.train_run_id = project, None
+
+    def __call__(self, command, cwd, stage, extra_env={}):
+        from unittest import mock
+
+        from metaembed.config import load_section
+        from metaembed.tracking import TrackingParams, lightning_logger
+
+        output = super().__call__(command, cwd, stage, extra_env)
+        if stage == "train":
+            with mock.patch.dict("os.environ", extra_env):
+                tracking = load_section("tracking", TrackingParams, self.project.params_path)
+                self.train_run_id = lightning_logger(tracking, run_name="train", root=self.project.root).run_id
+        return output
+
+
+def test_the_flow_run_is_one_mlflow_parent_run_over_its_stage_runs(flow_project, prefect_api, run):
+    flow_project.train(0, quality=0.5, index_ms=2.0)
+    recorder = StageRuns(flow_project, outputs={"prepare": "Stage 'prepare' didn't change, skipping"})
+    state = run(flow_project, recorder)
+
+    assert state.is_completed(), state.message
+    parent_id = recorder.envs["train"][PARENT_RUN_ENV]
+    assert all(env == {PARENT_RUN_ENV: parent_id} for env in recorder.envs.values())  # data ensure too
+    client = flow_project.client()
+    assert client.get_run(recorder.train_run_id).data.tags["mlflow.parentRunId"] == parent_id
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("pipeline ")
+    tags = parent.data.tags
+    assert tags["pipeline.flow_run_id"] == str(state.state_details.flow_run_id)
+    assert {stage: tags[f"pipeline.stage.{stage}"] for stage in STAGES} == state.result()["stages"]
+    assert tags["pipeline.stage.prepare"] == "skipped (unchanged)" and tags["pipeline.stage.train"] == "ran"
+    assert (tags["pipeline.gate"], tags["pipeline.champion"], tags["pipeline.model_new"]) == ("promote", "v1", "true")
+    assert tags["pipeline.model"] == f"models:/{flow_project.model_name}/1"
+    assert tags["pipeline.train_run_id"] == flow_project.train_run_id
+    assert "Promotion gate: promote" in tags["mlflow.note.content"] and "git.commit" in tags
+    assert "pipeline.error" not in tags
+
+
 def test_a_rejected_model_completes_the_flow_and_says_why(flow_project, prefect_api, run):
     flow_project.train(0, quality=0.1)  # below promotion.min_quality
     state = run(flow_project, Recorder())
@@ -115,6 +163,9 @@ def test_a_failed_stage_stops_the_flow_with_its_own_error(flow_project, prefect_
         state.result()
     assert recorder.calls == ["data ensure", "prepare", "train"]  # not retried: it would fail again
     assert not flow_project.client().search_registered_models(f"name = '{flow_project.model_name}'")
+    parent = flow_project.client().get_run(recorder.envs["train"][PARENT_RUN_ENV])
+    assert parent.info.status == "FAILED" and parent.data.tags["pipeline.error"] == "stage 'train' failed (exit 1); its last output:"
+    assert parent.data.tags["pipeline.stage.prepare"] == "ran" and "pipeline.stage.train" not in parent.data.tags
 
 
 def test_a_transient_failure_is_retried(flow_project, prefect_api, run):
@@ -155,6 +206,25 @@ def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(t
     with pytest.raises(StageFailed, match="(?s)stage 'broken' failed .*no such column: quality") as failed:
         dvc_stage.fn("broken", str(tmp_path))
     assert not failed.value.transient
+
+
+def test_the_parent_run_reaches_the_stage_command_and_stays_out_of_dvc_lock(tmp_path):
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "input.txt").write_text("1\n")
+    show = f"python -c \"import os; print(os.environ.get('{PARENT_RUN_ENV}', 'none'))\" > parent.txt"
+    stage = {"cmd": show, "deps": ["input.txt"], "outs": ["parent.txt"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"show": stage}}))
+
+    assert dvc_stage.fn("show", str(tmp_path)) == "ran"  # as `dvc repro` outside the flow: no parent
+    assert (tmp_path / "parent.txt").read_text() == "none\n"
+    lock = (tmp_path / "dvc.lock").read_text()
+    assert dvc_stage.fn("show", str(tmp_path), "run-1") == "skipped (unchanged)"  # a parent is no change
+    assert (tmp_path / "dvc.lock").read_text() == lock
+    (tmp_path / "input.txt").write_text("2\n")
+    assert dvc_stage.fn("show", str(tmp_path), "run-2") == "ran"
+    assert (tmp_path / "parent.txt").read_text() == "run-2\n"
+    written = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert written["stages"]["show"]["cmd"] == show and "run-2" not in (tmp_path / "dvc.lock").read_text()
 
 
 # --- a store URI with a password never reaches the summary, the console or an error ---------------

@@ -31,6 +31,10 @@ def test_a_short_training_saves_the_model_and_tracks_the_run(write_params, tmp_p
     assert run.data.params["train.max_steps"] == "4"
     assert run.data.params["loss.groups"].startswith("[[1, 1, 1.0]")
     assert {"git.commit", "params.hash", "data.hash"} <= set(run.data.tags)
+    assert "mlflow.parentRunId" not in run.data.tags  # started outside the pipeline flow
+    [read] = run.inputs.dataset_inputs  # the prepared data, versioned as data.hash
+    assert (read.dataset.name, read.dataset.digest) == (params.prepared_dir.name, run.data.tags["data.hash"][:36])
+    assert {tag.key: tag.value for tag in read.tags} == {"mlflow.data.context": "training"}
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert len(history) >= 2 and all(torch.isfinite(torch.tensor(m.value)) for m in history)
     assert client.get_metric_history(run.info.run_id, "train/lr")

@@ -62,6 +62,7 @@ def run_evaluate(params: ParamsRoot, suite: Suite | None = None, out_dir: str | 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no trained model (train.output_dir); run `metaembed train` first")
     model = MetaEmbed.from_pretrained(model_dir)
+    reads_prepared = suite is None  # else folders given on the command line: no DVC-tracked version to name
     suite = suite or load_prepared(params.prepared_dir)
     print(f"evaluating {model_dir} ({model.params.pooling} pooling) on {suite.describe()}")
     fingerprint = encoder_fingerprint(model_dir)
@@ -81,6 +82,8 @@ def run_evaluate(params: ParamsRoot, suite: Suite | None = None, out_dir: str | 
     figure = plots.save(plots.evaluation_figure(payload), out / "quality_by_budget.png")
     if run_id:
         _log(run_id, params.tracking, payload, figure, metric_prefix, root)
+        if reads_prepared:
+            _log_data_input(run_id, params, root)
     return metrics
 
 
@@ -118,6 +121,16 @@ def _log(run_id: str, tracking: TrackingParams, payload: dict, figure: Path, pre
             metrics |= flatten(f"{prefix}/{budget}/{table}", scores)
     log_results(run_id, tracking, metrics, {f"{prefix}/report.json": payload},
                 {f"{prefix}/plots/{figure.name}": figure}, root)
+
+
+def _log_data_input(run_id: str, params: ParamsRoot, root) -> None:
+    """The prepared folder as the run's evaluation input (already there when the training read the same data)."""
+    from mlflow.tracking import MlflowClient
+
+    from metaembed.tracking.datasets import EVALUATION, log_prepared_input
+    from metaembed.tracking.provenance import prepared_tags
+
+    log_prepared_input(MlflowClient(), run_id, prepared_tags(params, root), EVALUATION)
 
 
 def _write_json(path: Path, payload: dict) -> None:

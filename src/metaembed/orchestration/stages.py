@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from metaembed.tracking.redact import redact_credentials
 
 TAIL_LINES = 40
+RAN, SKIPPED = "ran", "skipped (unchanged)"  # a DVC stage's outcome
 # Failures worth another try: another process holds a lock, or a network store hiccuped. Anything
 # else (bad params, a bug, a diverged training) fails the same way again, so it stops the flow.
 TRANSIENT_MARKERS = ("database is locked", "Unable to acquire lock", "Connection refused", "Connection reset",
@@ -34,9 +36,10 @@ class StageFailed(RuntimeError):
         super().__init__(f"stage {stage!r} failed (exit {returncode}); its last output:\n{redact_credentials(tail)}")
 
 
-def run_command(command: list[str], cwd: Path, stage: str) -> str:
-    """Run `command`, streaming its output through; return the output or raise StageFailed."""
-    env = dict(os.environ)
+def run_command(command: list[str], cwd: Path, stage: str, extra_env: Mapping[str, str] = {}) -> str:
+    """Run `command` with `extra_env` added to this process's environment, streaming its output
+    through; return the output or raise StageFailed."""
+    env = dict(os.environ) | dict(extra_env)
     # dvc.yaml calls `metaembed`: this interpreter's scripts first, also when the venv is not active.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -94,14 +97,23 @@ def check_stages(root: Path, stages: list[str]) -> None:
                          f"(it has {sorted(known)}): add the stages or remove them from pipeline.stages")
 
 
+def parent_env(parent_run_id: str | None) -> dict[str, str]:
+    """What a stage command needs to make its MLflow run a child of the pipeline's run (none without one).
+
+    The environment, not a command-line flag: dvc.yaml's commands and so dvc.lock stay as they are."""
+    from metaembed.tracking.pipeline_run import PARENT_RUN_ENV
+
+    return {PARENT_RUN_ENV: parent_run_id} if parent_run_id else {}
+
+
 @task(name="data-ensure", cache_policy=NO_CACHE)
-def ensure_data(root: str, params: str) -> str:
+def ensure_data(root: str, params: str, parent_run_id: str | None = None) -> str:
     command = [sys.executable, "-m", "metaembed.cli", "data", "ensure", "--params", params]
-    run_command(command, Path(root), "data ensure")
+    run_command(command, Path(root), "data ensure", parent_env(parent_run_id))
     return "ok"
 
 
 @task(name="dvc-stage", task_run_name="dvc repro {stage}", cache_policy=NO_CACHE)
-def dvc_stage(stage: str, root: str) -> str:
-    output = run_command([sys.executable, "-m", "dvc", "repro", stage], Path(root), stage)
-    return "skipped (unchanged)" if f"Stage '{stage}' didn't change, skipping" in output else "ran"
+def dvc_stage(stage: str, root: str, parent_run_id: str | None = None) -> str:
+    output = run_command([sys.executable, "-m", "dvc", "repro", stage], Path(root), stage, parent_env(parent_run_id))
+    return SKIPPED if f"Stage '{stage}' didn't change, skipping" in output else RAN

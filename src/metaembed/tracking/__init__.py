@@ -2,7 +2,9 @@
 
 One training writes one MLflow run, owned by rank 0 (see `lightning_logger`). Provenance tags
 (`run_tags`) tie the run to a git commit, a params hash and the data the run read, so `find_run`
-can tell whether anything changed since the last finished run.
+can tell whether anything changed since the last finished run; the data read is also the run's
+dataset input (`log_prepared_input`). A pipeline flow run is one parent run (`pipeline_run`) over
+the runs its stages create (`parent_tags`).
 
 Names resolve lazily: `metaembed.tracking.params` (and so every params check) must not pull in
 mlflow and lightning.
@@ -15,9 +17,11 @@ import importlib
 # Full module names, so that tests/test_dvc_deps.py sees every module these names may load.
 _MODULES = {
     "metaembed.tracking.artifacts": ("is_rank_zero", "log_dict_artifact", "log_figure", "plot_loss_curve"),
+    "metaembed.tracking.datasets": ("log_prepared_input", "prepared_input"),
     "metaembed.tracking.lightning": ("TrackedMLFlowLogger", "lightning_logger"),
     "metaembed.tracking.params": ("TrackingParams",),
-    "metaembed.tracking.provenance": ("flatten_params", "run_tags"),
+    "metaembed.tracking.pipeline_run": ("PARENT_RUN_ENV", "parent_tags", "pipeline_run"),
+    "metaembed.tracking.provenance": ("flatten_params", "prepared_tags", "run_tags", "stage_tags"),
     "metaembed.tracking.store": ("TrackingError", "TrackingServerUnreachable", "configure", "find_run",
                                  "resolve_tracking_uri"),
 }

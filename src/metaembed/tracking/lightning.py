@@ -22,6 +22,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from metaembed.tracking.artifacts import is_rank_zero
+from metaembed.tracking.datasets import log_prepared_input
+from metaembed.tracking.pipeline_run import parent_tags
 from metaembed.tracking.provenance import flatten_params
 from metaembed.tracking.store import TrackingParams, configure, resolve_tracking_uri
 
@@ -35,14 +37,18 @@ class TrackedMLFlowLogger(MLFlowLogger):
     """MLFlowLogger that samples system metrics into its run and logs params as `train.lr`.
 
     mlflow's `log_system_metrics=True` only applies to `mlflow.start_run`; Lightning creates
-    its run through `MlflowClient.create_run`, so the monitor is attached here instead.
+    its run through `MlflowClient.create_run`, so the monitor is attached here instead. With
+    `data_context`, the prepared folder named by the run's tags (`data.path`) is logged as the
+    run's dataset input once the run exists.
     """
 
-    def __init__(self, *, tracking_uri: str, system_metrics: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, tracking_uri: str, system_metrics: bool = True, data_context: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(tracking_uri=tracking_uri, **kwargs)
         self._monitor_uri = tracking_uri
         self._monitor_pending = system_metrics
         self._monitor: SystemMetricsMonitor | None = None
+        self._data_context = data_context
 
     @property
     @rank_zero_experiment
@@ -54,6 +60,9 @@ class TrackedMLFlowLogger(MLFlowLogger):
                 self.run_id, sampling_interval=DEFAULT_SAMPLING_INTERVAL_S, tracking_uri=self._monitor_uri
             )
             self._monitor.start()
+        if self._data_context:
+            context, self._data_context = self._data_context, None  # before `run_id`, as above
+            log_prepared_input(client, self.run_id, self.tags or {}, context)
         return client
 
     def __getstate__(self) -> dict[str, Any]:
@@ -87,11 +96,14 @@ def lightning_logger(
     *,
     root: str | Path = ".",
     run_id: str | None = None,
+    data_context: str | None = None,
 ) -> TrackedMLFlowLogger:
     """The training run's logger: configured store and experiment, `log_model=False`.
 
     `run_id` continues an existing run (a resumed training). Read `logger.run_id` after
-    `trainer.fit` (None off rank 0) to log more to the same run.
+    `trainer.fit` (None off rank 0) to log more to the same run. A new run started by the pipeline
+    flow is its pipeline run's child (`parent_tags`; explicit `tags` win). With `data_context`
+    (e.g. "training"), the `data.path` folder of `tags` becomes the run's dataset input.
     """
     params = params or TrackingParams()
     if is_rank_zero():
@@ -100,9 +112,10 @@ def lightning_logger(
         experiment_name=params.experiment,
         run_name=run_name,
         tracking_uri=resolve_tracking_uri(params, root),
-        tags=dict(tags or {}),
+        tags=parent_tags() | dict(tags or {}),
         log_model=False,
         system_metrics=params.system_metrics,
         run_id=run_id,
+        data_context=data_context,
     )
 

@@ -56,6 +56,12 @@ def stage_tags(params: ParamsRoot, used: Mapping[str, Any], project_root: str | 
                     prepared=params.prepared_dir.resolve(), code_root=CODE_ROOT)
 
 
+def prepared_tags(params: ParamsRoot, project_root: str | Path = ".") -> dict[str, str]:
+    """The data tags alone of a stage run from `params` (see `stage_tags`): for a stage that logs onto
+    another stage's run and only adds what it read."""
+    return _data_tags(Path(project_root) / "data.dvc", params.prepared_dir.resolve())
+
+
 def _git_tags(repo: Path) -> dict[str, str]:
     commit = _git(repo, "rev-parse", "HEAD")
     # Untracked files are ignored: stage outputs and the local MLflow store are usually

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from metaembed.tracking.datasets import TRAINING
 from metaembed.tracking.lightning import TrackedMLFlowLogger, lightning_logger
 from metaembed.tracking.provenance import stage_tags
 
@@ -73,10 +74,11 @@ def tracked_resume(directory: str | Path, params: ParamsRoot, used: Mapping[str,
                    root: str | Path = ".") -> tuple[ResumePoint, TrackedMLFlowLogger]:
     """How a training or pretraining run starts: the resume point of its configuration (the `used`
     values, `ParamsRoot.used`, and the prepared data folder read) and the logger of its MLflow run,
-    the resumed one's when there is one, tagged with what the run is made of (`stage_tags`)."""
+    the resumed one's when there is one, tagged with what the run is made of (`stage_tags`) and with
+    the prepared data folder as its dataset input."""
     resume = resume_point(directory, {**used, "prepared": str(params.prepared_dir)})
     logger = lightning_logger(params.tracking, run_name=run_name, tags=stage_tags(params, used, root), root=root,
-                              run_id=resume.run_id)
+                              run_id=resume.run_id, data_context=TRAINING)
     return resume, logger
 
 
