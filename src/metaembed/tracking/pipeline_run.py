@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mlflow.entities import RunStatus, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
@@ -64,9 +65,10 @@ def pipeline_run(tracking: TrackingParams, root: str | Path, flow_run_id: str, r
     """
     experiment = configure(tracking, root)
     client = MlflowClient(resolve_tracking_uri(tracking, root))
+    # resolve_tags adds the user and the source file, as mlflow.start_run does: the page's "Created by".
     parent = PipelineRun(client, _reopen(client, experiment, flow_run_id)
                          or client.create_run(experiment, run_name=run_name,
-                                              tags={**_text(tags), FLOW_RUN_TAG: flow_run_id}).info.run_id)
+                                              tags=resolve_tags({**_text(tags), FLOW_RUN_TAG: flow_run_id})).info.run_id)
     try:
         yield parent
     except BaseException as error:
