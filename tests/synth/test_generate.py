@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -157,3 +157,37 @@ def test_vocabulary_covers_every_word_of_the_generated_english_text(raw_dir):
     missing = {w for w in found if w.isalpha() and w not in known}
     assert missing == set()
     assert len(found) > 50
+
+
+@pytest.mark.parametrize("task_name", ["SceneT2I", "NovelComboT2I", "TwoObjectT2I"])
+def test_queries_without_positions_name_no_position_and_any_scene_showing_the_object_answers(task_name, make_params):
+    params = make_params(scenes={"query_positions": False})
+    world = World(params.scenes, pick_heldout(params.scenes, 0), "ood" if "Novel" in task_name else "train")
+    task = TASKS[task_name](world)
+    for row in range(30):
+        case = task.case(np.random.default_rng(row), Level(None, None, True), 9)
+        assert not any(name in case.query.text for name in world.positions if name != "center")
+        assert " at the " not in case.query.text
+        positive = case.positive.key
+        assert case.accepts(positive) and case.twins
+        free = [cell for cell in range(world.cells) if positive.at(cell) is None]
+        moved = [positive.swap(obj, replace(obj, cell=cell)) for obj in positive.objects for cell in free[:1]]
+        assert all(case.accepts(scene) for scene in moved)  # where an object stands does not matter
+        for twin in case.twins:
+            assert not case.accepts(twin.key)
+            assert "position" not in _attribute_changes(positive, twin.key)
+
+
+def test_document_queries_are_added_to_training_pages_at_their_rate(tmp_path, make_params):
+    def queries(rate):
+        out = tmp_path / f"rate{rate}"
+        generate(make_params(pages={"train_docs": 6, "eval_docs": 2, "document_query_rate": rate}), out,
+                 progress=False)
+        table = out / "vidore" / "colpali_train_set" / "data" / "train-00000-of-00001.parquet"
+        return pq.read_table(table, columns=["query", "image_filename"]).to_pylist()
+
+    without, every = queries(0.0), queries(1.0)
+    assert not any(row["query"].startswith("Find the pages of the") for row in without)
+    documents = [row for row in every if row["query"].startswith("Find the pages of the")]
+    assert [row for row in every if row not in documents] == without  # the other rows stay as they were
+    assert len(documents) == len({row["image_filename"] for row in without}) >= 12  # one per page

@@ -34,6 +34,9 @@ class SceneParams(_Strict):
     max_objects: int = Field(7, ge=1)
     heldout_combos: int = Field(4, ge=0)
     crop_size: int = Field(56, ge=16, le=448)
+    # Whether text-to-image queries name the object's position ("... at the top left"). Off, a query
+    # names colour, shape and size, and any scene showing that object answers it.
+    query_positions: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> SceneParams:
@@ -103,6 +106,9 @@ class PageParams(_Strict):
     max_pages_per_doc: int = Field(4, ge=1)
     train_docs: int = Field(300, ge=1)
     eval_docs: int = Field(40, ge=2)
+    # Share of training pages that also get a query naming only their report. Figure queries can be
+    # answered from the figure alone within a batch; these need the title read.
+    document_query_rate: float = Field(0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> PageParams:

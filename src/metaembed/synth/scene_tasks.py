@@ -135,9 +135,10 @@ class SceneT2I(SceneTask):
 
     def case(self, rng: np.random.Generator, level: Level, twins: int) -> Case:
         scene, obj = self.target(rng, level)
-        twin_items = [self.scene_item(scene.swap(obj, alt)) for _, alt in self.world.twins(rng, scene, obj, twins)]
-        return Case(query=Item(t.T2I.format(caption=self.world.describe(obj))), positive=self.scene_item(scene),
-                    twins=twin_items, accepts=lambda key: isinstance(key, Scene) and key.contains(obj))
+        world = self.world
+        twin_items = [self.scene_item(scene.swap(obj, alt)) for _, alt in world.query_twins(rng, scene, obj, twins)]
+        return Case(query=Item(t.T2I.format(caption=world.mention(obj))), positive=self.scene_item(scene),
+                    twins=twin_items, accepts=lambda key: isinstance(key, Scene) and world.matches(key, obj))
 
     def random_item(self, rng: np.random.Generator) -> Item:
         return self.scene_item(self.scene(rng, Level(None, None, True)))
@@ -153,13 +154,14 @@ class NovelComboT2I(SceneT2I):
 class TwoObjectT2I(SceneT2I):
     def case(self, rng: np.random.Generator, level: Level, twins: int) -> Case:
         scene = self.scene(rng, Level(max(2, level.min_objects or 2), level.max_objects, True))
+        world = self.world
         first, second = (scene.objects[int(i)] for i in rng.permutation(len(scene.objects))[:2])
-        caption = f"{self.world.describe(first)} and {self.world.describe(second)}"
-        changes = zip(self.world.twins(rng, scene, first, twins), self.world.twins(rng, scene, second, twins))
+        caption = f"{world.mention(first)} and {world.mention(second)}"
+        changes = zip(world.query_twins(rng, scene, first, twins), world.query_twins(rng, scene, second, twins))
         interleaved = [(obj, alt) for pair in changes for obj, (_, alt) in zip((first, second), pair)]
         twin_items = [self.scene_item(scene.swap(obj, alt)) for obj, alt in interleaved[:twins]]
         return Case(query=Item(t.T2I.format(caption=caption)), positive=self.scene_item(scene), twins=twin_items,
-                    accepts=lambda key: isinstance(key, Scene) and key.contains(first) and key.contains(second))
+                    accepts=lambda key: isinstance(key, Scene) and world.matches(key, first) and world.matches(key, second))
 
 
 class SceneI2T(SceneTask):

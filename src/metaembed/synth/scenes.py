@@ -69,6 +69,21 @@ class World:
     def describe(self, obj: Obj) -> str:
         return f"{obj.label()} at the {self.positions[obj.cell]}"
 
+    def mention(self, obj: Obj) -> str:
+        """How a text-to-image query names `obj`: with its position unless scenes.query_positions is off."""
+        return self.describe(obj) if self.params.query_positions else obj.label()
+
+    def matches(self, scene: Scene, obj: Obj) -> bool:
+        """Whether `scene` shows what `mention(obj)` asks for."""
+        if self.params.query_positions:
+            return scene.contains(obj)
+        return any(other.key() == obj.key() for other in scene.objects)
+
+    def query_twins(self, rng: np.random.Generator, scene: Scene, obj: Obj, limit: int) -> list[tuple[str, Obj]]:
+        """Twins that fail `mention(obj)`: a moved object fails it only when the query names positions."""
+        skip = () if self.params.query_positions else ("position",)
+        return self.twins(rng, scene, obj, limit, skip)
+
     def caption(self, scene: Scene) -> str:
         return ", ".join(self.describe(obj) for obj in scene.objects)
 
@@ -127,9 +142,10 @@ class World:
             return [replace(obj, word=w) for w in params.sign_words if w != obj.word]
         return []
 
-    def twins(self, rng: np.random.Generator, scene: Scene, obj: Obj, limit: int) -> list[tuple[str, Obj]]:
-        """Up to `limit` one-attribute changes of `obj`, spread over the attributes in turn."""
-        pools = {a: self.alternatives(scene, obj, a) for a in ATTRIBUTES}
+    def twins(self, rng: np.random.Generator, scene: Scene, obj: Obj, limit: int,
+              skip: tuple[str, ...] = ()) -> list[tuple[str, Obj]]:
+        """Up to `limit` one-attribute changes of `obj`, spread over the attributes (but `skip`) in turn."""
+        pools = {a: self.alternatives(scene, obj, a) for a in ATTRIBUTES if a not in skip}
         pools = {a: [pool[i] for i in rng.permutation(len(pool))] for a, pool in pools.items() if pool}
         chosen: list[tuple[str, Obj]] = []
         for attribute in itertools.cycle(list(pools)):

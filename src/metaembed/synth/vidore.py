@@ -58,7 +58,8 @@ def write_vidore(root: Path, params: DataParams, progress: Iterator[int] | None 
             if progress is not None:
                 next(progress, None)
     splits = {split: [page for document in documents for page in document] for split, documents in splits.items()}
-    info = {TRAIN_SET: _write_train(root / TRAIN_SET, splits["train"], images, params.seed)}
+    info = {TRAIN_SET: _write_train(root / TRAIN_SET, splits["train"], images, params.seed,
+                                    pages_params.document_query_rate)}
     info.update(_write_v1(root, splits["v1"], images, params.seed))
     info[V2_BEIR] = _write_v2(root / V2_BEIR, splits["v2"], images, params.seed)
     return info
@@ -68,11 +69,15 @@ def _image(images: dict, split: str, page: Page) -> dict:
     return {"bytes": images[(split, page.filename)], "path": None}
 
 
-def _write_train(folder: Path, pages: list[Page], images: dict, seed: int) -> dict:
+def _write_train(folder: Path, pages: list[Page], images: dict, seed: int, document_rate: float) -> dict:
     rows = []
     for index, page in enumerate(pages):
         rng = item_rng(seed, "vidore-train", index)
-        for kind in ("figure", "word")[: 1 + int(rng.integers(2))]:
+        kinds = ("figure", "word")[: 1 + int(rng.integers(2))]
+        # Drawn apart from the rng above, so that a rate of 0 writes exactly the rows it always did.
+        if document_rate and item_rng(seed, "vidore-train-document", index).random() < document_rate:
+            kinds += ("document",)
+        for kind in kinds:
             rows.append({"query": page_query(rng, page, kind=kind), "image": _image(images, "train", page),
                          "image_filename": f"{SOURCE}/{page.filename}", "answer": f"page {page.number}",
                          "source": SOURCE, "options": None, "page": str(page.number), "model": MODEL,
