@@ -43,7 +43,7 @@ def flown(flow_project, pipeline_flow, monkeypatch):
     from metaembed.orchestration import stages
     from metaembed.orchestration.server import start_server, stop_server
 
-    flow_project.train(0, quality=0.5, index_ms=2.0)
+    log_training_metrics(flow_project.client(), flow_project.train(0, quality=0.5, index_ms=2.0))
     recorder = StageRuns(flow_project, outputs={"prepare": "Stage 'prepare' didn't change, skipping"})
     monkeypatch.setattr(stages, "run_command", recorder)
     home = flow_project.root / ".prefect"
@@ -60,6 +60,18 @@ def flown(flow_project, pipeline_flow, monkeypatch):
         stop_server(server)
     assert state.is_completed(), state.message
     return flow_project
+
+
+def log_training_metrics(client, run_id: str) -> None:
+    """Curves and keys shaped like a real training's and evaluation's (nested eval keys, system samples)."""
+    from mlflow.entities import Metric
+
+    curves = [Metric(key, value * (1 - step / 40), 1_700_000_000_000 + step, step) for step in range(20)
+              for key, value in (("train/loss", 3.0), ("train/lr", 2e-3), ("val/p_at_1_1x1", 0.2))]
+    finals = [Metric(key, 0.25, 1_700_000_000_000, 0) for key in (
+        "eval/1x1/mmeb/VOC2007/p_at_1", "eval/4x8/mmeb/VOC2007/p_at_1", "eval/4x8/vidore/docvqa/ndcg_at_5",
+        "system/cpu_utilization_percentage")]
+    client.log_batch(run_id, metrics=curves + finals)
 
 
 @pytest.fixture

@@ -77,7 +77,8 @@ def parent_page(experiment_page: str, parent, kids: list) -> PageCheck:
 
 
 def metrics_page(client, experiment_page: str, pipeline) -> PageCheck:
-    """The training run's charts: one section per metric prefix, with the count of its metrics."""
+    """The training run's charts: a section per metric prefix (all but the last part of the key, as the
+    UI groups them: `eval/4x8/mmeb/VOC2007/p_at_1` is in `eval/4x8/mmeb/VOC2007`), with its chart count."""
     run_id = pipeline.data.tags.get("pipeline.train_run_id")
     if not run_id:
         raise Missing(f"pipeline run {pipeline.info.run_name!r} names no training run (pipeline.train_run_id): "
@@ -86,7 +87,7 @@ def metrics_page(client, experiment_page: str, pipeline) -> PageCheck:
     keys = [key for key in run.data.metrics if "/" in key and not key.startswith("system/")]
     if not keys:
         raise Missing(f"training run {run_id} logged no metrics")
-    sections = Counter(key.split("/", 1)[0] for key in keys)
+    sections = Counter(key.rsplit("/", 1)[0] for key in keys)
     return PageCheck("mlflow-training-run-metric-charts",
                      f"{experiment_page}/runs/{run_id}/model-metrics{TRAINING_VIEW}",
                      shows=[run.info.run_name, "Model metrics", *(f"{name} ({count})" for name, count in sections.items())],
