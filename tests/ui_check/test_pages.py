@@ -17,7 +17,8 @@ def test_a_page_lacking_a_text_or_an_element_or_showing_an_error_lists_each_prob
     good = Rendered('<svg class="main-svg"></svg>', "Child  runs\n pipeline.stage.train : ran", blank=False)
     assert page.problems(good) == []
     bad = Rendered("<div></div>", "Child runs Something went wrong", blank=True)
-    assert page.problems(bad) == ["does not show 'pipeline.stage.train'", "has no element matching 'class=\"main-svg\"'",
+    assert page.problems(bad) == ["does not show 'pipeline.stage.train'",
+                                  "has no element matching 'class=\"main-svg\"'",
                                   "shows 'Something went wrong'", "rendered blank"]
 
 
@@ -31,8 +32,8 @@ def test_styles_scripts_and_entities_are_no_page_text():
 def test_the_stage_rows_are_read_from_the_summary_artifact():
     from types import SimpleNamespace
 
-    markdown = "# metaembed pipeline\n\n| stage | status |\n|---|---|\n| prepare | skipped (unchanged) |\n| train | ran |\n\n" \
-               "| budget | quality |\n|---|---|\n| 1x1 | 0.5 |\n"
+    markdown = ("# metaembed pipeline\n\n| stage | status |\n|---|---|\n| prepare | skipped (unchanged) |\n"
+                "| train | ran |\n\n| budget | quality |\n|---|---|\n| 1x1 | 0.5 |\n")
     assert stage_rows(markdown) == [("prepare", "skipped (unchanged)"), ("train", "ran")]
     # The real summary's layout (registry.report) reads the same way.
     stages = {"prepare": "ran", "train": "skipped (unchanged)"}

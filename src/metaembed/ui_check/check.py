@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +55,16 @@ def check_mlflow(context: Context, outcome: Outcome) -> None:
     from metaembed.ui_check.mlflow_pages import mlflow_pages, open_store
 
     tracking = context.section("tracking", TrackingParams)
+    client = open_store(tracking, context.root)
+    remote = client.tracking_uri.startswith(("http://", "https://"))  # a team server: its own UI, nothing to start
     port = servers.free_port()
-    url = f"http://{servers.HOST}:{port}"
-    pages = mlflow_pages(open_store(tracking, context.root), url, tracking.experiment,
+    url = client.tracking_uri.rstrip("/") if remote else f"http://{servers.HOST}:{port}"
+    pages = mlflow_pages(client, url, tracking.experiment,
                          context.section("registry", RegistryParams).model_name)  # Missing before a slow start
-    with servers.serving("mlflow server", servers.mlflow_command(tracking, context.root, port), f"{url}/health",
-                         context.logs / "mlflow.log"):
+    command = servers.mlflow_command(tracking, context.root, port)
+    server = nullcontext() if remote else servers.serving("mlflow server", command, f"{url}/health",
+                                                          context.logs / "mlflow.log")
+    with server:
         run_pages(context, pages, outcome)
 
 

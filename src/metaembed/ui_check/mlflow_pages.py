@@ -37,26 +37,30 @@ def pipeline_runs(client, experiment_name: str) -> tuple[str, list]:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise Missing(f"no experiment {experiment_name!r} in the MLflow store: {RUN_FIRST}")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`{FLOW_RUN_TAG}` != '' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=50)
+    finished = f"tags.`{FLOW_RUN_TAG}` != '' and attributes.status = 'FINISHED'"
+    runs = client.search_runs([experiment.experiment_id], finished, order_by=["attributes.start_time DESC"],
+                              max_results=50)
     if not runs:
         raise Missing(f"no finished pipeline run in experiment {experiment_name!r}: {RUN_FIRST}")
     return experiment.experiment_id, runs
 
 
-def children(client, experiment_id: str, parent_id: str) -> list:
-    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")
+def with_stage_runs(client, experiment_id: str, runs: list) -> tuple:
+    """(the newest pipeline run with stage runs under it, those runs): a rerun that skipped every stage has none."""
+    for run in runs:
+        kids = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+        if kids:
+            return run, kids
+    raise Missing("no pipeline run has stage runs under it (every stage was skipped in each): change a stage's "
+                  "input or `dvc repro --force train`, then `make run`")
 
 
 def mlflow_pages(client, url: str, experiment_name: str, model_name: str) -> list[PageCheck]:
     experiment_id, runs = pipeline_runs(client, experiment_name)
     newest = runs[0]
-    with_stages = next(((run, kids) for run in runs if (kids := children(client, experiment_id, run.info.run_id))), None)
-    if with_stages is None:
-        raise Missing(f"no pipeline run in {experiment_name!r} has stage runs under it (every stage was skipped): "
-                      "change a stage's input or `dvc repro --force train`, then `make run`")
     experiment_page = f"{url}/#/experiments/{experiment_id}"
-    return [runs_list(experiment_page, newest), parent_page(experiment_page, *with_stages),
+    parent, kids = with_stage_runs(client, experiment_id, runs)
+    return [runs_list(experiment_page, newest), parent_page(experiment_page, parent, kids),
             metrics_page(client, experiment_page, newest), *model_pages(client, url, model_name)]
 
 
@@ -70,10 +74,11 @@ def parent_page(experiment_page: str, parent, kids: list) -> PageCheck:
     tags = parent.data.tags
     stages = {key.removeprefix(STAGE_TAG): value for key, value in tags.items() if key.startswith(STAGE_TAG)}
     # Tag chips cut long values ("skipped (..."); the description's stage table shows them whole.
-    return PageCheck("mlflow-pipeline-run-with-stage-runs", f"{experiment_page}/runs/{parent.info.run_id}{TRAINING_VIEW}",
+    page = f"{experiment_page}/runs/{parent.info.run_id}{TRAINING_VIEW}"
+    return PageCheck("mlflow-pipeline-run-with-stage-runs", page,
                      shows=[parent.info.run_name, "Child runs", *(kid.info.run_name for kid in kids),
                             *(STAGE_TAG + stage for stage in stages), "stage status",
-                            " ".join(f"{stage} {outcome}" for stage, outcome in stages.items()), "pipeline.gate"])
+                            *(f"{stage} {outcome}" for stage, outcome in stages.items()), "pipeline.gate"])
 
 
 def metrics_page(client, experiment_page: str, pipeline) -> PageCheck:
@@ -90,7 +95,8 @@ def metrics_page(client, experiment_page: str, pipeline) -> PageCheck:
     sections = Counter(key.rsplit("/", 1)[0] for key in keys)
     return PageCheck("mlflow-training-run-metric-charts",
                      f"{experiment_page}/runs/{run_id}/model-metrics{TRAINING_VIEW}",
-                     shows=[run.info.run_name, "Model metrics", *(f"{name} ({count})" for name, count in sections.items())],
+                     shows=[run.info.run_name, "Model metrics",
+                            *(f"{name} ({count})" for name, count in sections.items())],
                      markup=[r'class="main-svg"'], height=1400)
 
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metaembed.tracking.redact import redact_credentials
 from metaembed.ui_check.browser import Rendered, render
 
 
@@ -36,7 +37,7 @@ class PageCheck:
             text_dir.mkdir(parents=True, exist_ok=True)
             shown = text_dir / f"{self.name}.txt"
             shown.write_text(squash(page.text))
-            raise PageFailed(f"{self.name} ({self.url}): " + "; ".join(problems)
+            raise PageFailed(f"{self.name} ({redact_credentials(self.url)}): " + "; ".join(problems)
                              + f" (screenshot: {screenshot}; its text: {shown})")
         return screenshot
 

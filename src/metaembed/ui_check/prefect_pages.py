@@ -98,7 +98,9 @@ def ensure_deployment(url: str, serve_script: Path, params: Path) -> bool:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     serve = runpy.run_path(str(serve_script))
-    deployment = serve["build_deployment"](str(params))
+    root = serve_script.resolve().parents[1]
+    # Relative, as `make serve` passes it: its own apply later then changes nothing but the pause.
+    deployment = serve["build_deployment"](str(params.relative_to(root) if params.is_relative_to(root) else params))
     try:
         api(url, f"/deployments/name/{FLOW}/{deployment.name}")
         return False
