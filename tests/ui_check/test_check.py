@@ -39,11 +39,13 @@ def context_for(project, chromium: str = "chromium") -> Context:
 
 
 @pytest.mark.slow
-def test_every_page_of_the_three_uis_shows_the_pipeline_run_and_the_study(tuned):
+def test_every_page_of_the_three_uis_shows_the_pipeline_run_and_the_study(tuned, capsys):
     chromium = require_browser()
     outcome = check(context_for(tuned, chromium), ["mlflow", "prefect", "optuna"])
 
     assert outcome.failed == [], "\n".join(outcome.failed)
+    # `make run` made no deployment: the check registered the one flows/serve.py defines, paused.
+    assert "registered the deployment test-nightly (paused" in capsys.readouterr().out
     assert {path.stem for path in outcome.passed} == PAGES
     for path in outcome.passed:
         with Image.open(path) as image:

@@ -81,9 +81,11 @@ def check_prefect(context: Context, outcome: Outcome) -> None:
     schedule = context.section("pipeline", PipelineParams).schedule
     with servers.serving("prefect server", command, f"{url}/api/health", context.logs / "prefect.log",
                          env | {"PREFECT_HOME": str(home)}):
-        if ensure_deployment(url, context.serve_script or context.root / "flows" / "serve.py", context.params):
+        run_pages(context, flow_run_pages(url), outcome)
+        serve_script = context.serve_script or context.root / "flows" / "serve.py"
+        if ensure_deployment(url, schedule.deployment, serve_script, context.params):
             print(f"registered the deployment {schedule.deployment} (paused, as `make serve` leaves it)")
-        run_pages(context, [*flow_run_pages(url), deployment_page(url, schedule.deployment, schedule.cron)], outcome)
+        run_pages(context, [deployment_page(url, schedule.deployment, schedule.cron)], outcome)
 
 
 def check_optuna(context: Context, outcome: Outcome) -> None:

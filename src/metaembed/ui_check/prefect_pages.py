@@ -89,24 +89,33 @@ def cron_words(cron: str) -> str | None:
     return f"At {(hour % 12) or 12:02d}:{minute:02d} {'AM' if hour < 12 else 'PM'} every day"
 
 
-def ensure_deployment(url: str, serve_script: Path, params: Path) -> bool:
+def has_deployment(url: str, name: str) -> bool:
+    import urllib.error
+
+    try:
+        api(url, f"/deployments/name/{FLOW}/{name}")
+        return True
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def ensure_deployment(url: str, name: str, serve_script: Path, params: Path) -> bool:
     """Register the deployment flows/serve.py serves, paused as `make serve` leaves it after Ctrl-C,
     when the database has none: `make run` alone creates no deployment. True when it did."""
     import runpy
-    import urllib.error
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    serve = runpy.run_path(str(serve_script))
+    if has_deployment(url, name):
+        return False
+    if not serve_script.is_file():
+        raise Missing(f"no deployment {FLOW}/{name} and no {serve_script} to build it from: run `make serve` once")
     root = serve_script.resolve().parents[1]
     # Relative, as `make serve` passes it: its own apply later then changes nothing but the pause.
-    deployment = serve["build_deployment"](str(params.relative_to(root) if params.is_relative_to(root) else params))
-    try:
-        api(url, f"/deployments/name/{FLOW}/{deployment.name}")
-        return False
-    except urllib.error.HTTPError as error:
-        if error.code != 404:
-            raise
+    deployment = runpy.run_path(str(serve_script))["build_deployment"](
+        str(params.relative_to(root) if params.is_relative_to(root) else params))
     deployment.paused = True
     with temporary_settings(updates={PREFECT_API_URL: f"{url}/api"}):
         deployment.apply()
