@@ -39,7 +39,10 @@ def render(chromium: str, url: str, screenshot: Path, height: int = 1000, timeou
     """The page's DOM and visible text after its scripts ran, and its screenshot at WIDTH x height."""
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     command = [chromium, *FLAGS, f"--window-size={WIDTH},{height}", f"--screenshot={screenshot}", "--dump-dom", url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"chromium did not finish rendering {url} in {timeout_s:.0f} s") from None
     if done.returncode != 0 or not screenshot.is_file():
         raise RuntimeError(f"chromium could not render {url} (exit {done.returncode}): {done.stderr[-1500:]}")
     return Rendered(done.stdout, visible_text(done.stdout), is_blank(screenshot))
