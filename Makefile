@@ -22,12 +22,15 @@ export TOKENIZERS_PARALLELISM := false
 # dvc.yaml stages call `metaembed`: the venv's tools come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run test bench lock clean ui serve browser
+.PHONY: help install run test bench lock clean ui serve browser dashboard prefect-ui ui-check
 
 help:
 	@echo "make run    - the main job on the embedded default (the Prefect pipeline flow)"
 	@echo "make ui     - the MLflow UI on http://127.0.0.1:5000 (runs, models, aliases)"
 	@echo "make serve  - the pipeline on its cron schedule, with a Prefect server on http://127.0.0.1:4200"
+	@echo "make prefect-ui - the Prefect UI over .prefect/ on http://127.0.0.1:4200 (flow runs, artifacts; schedules nothing)"
+	@echo "make dashboard  - optuna-dashboard over the tuning study on http://127.0.0.1:8080"
+	@echo "make ui-check   - every UI page a reviewer opens, checked in headless Chromium; screenshots in docs/ui/"
 	@echo "make test   - the test suite"
 	@echo "make bench  - measured benchmarks (scoring roofline)"
 	@echo "make lock   - re-resolve requirements/base.in into requirements/lock.txt"
@@ -51,6 +54,19 @@ ui: install
 
 serve: install
 	$(BIN)/python flows/serve.py
+
+# Looking at past flow runs only: no deployment is served and the scheduler stays off (it would
+# queue the deployment's runs into .prefect/ with nobody to execute them).
+prefect-ui: install
+	PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED=false $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+dashboard: install
+	$(BIN)/metaembed dashboard
+
+# After `make run` (and `metaembed tune`): starts MLflow, Prefect and optuna-dashboard on 127.0.0.1 over
+# mlflow.db, .prefect/ and artifacts/tune/, checks each page in headless Chromium, writes docs/ui/*.png.
+ui-check: install browser
+	$(BIN)/python -m metaembed.ui_check --out docs/ui
 
 # The UI test renders MLflow's pages in a real headless Chromium (tests/registry/test_ui.py). As root
 # with apt (CI), install Debian's package when it is missing (about 15 s); otherwise say how. In CI a

@@ -51,6 +51,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "promotion gate: move champion to the challenger if quality and cost allow (--dry-run: table only)"),
     (("ui",), "metaembed.commands.ui",
      "open the MLflow UI on 127.0.0.1 over the project's tracking store and registry"),
+    (("dashboard",), "metaembed.commands.dashboard",
+     "open optuna-dashboard on 127.0.0.1 over the tuning studies (history, importances, Pareto front)"),
     (("tune",), "metaembed.commands.tune",
      "Optuna study over the nested group sizes, temperature and lr; trials nested in MLflow; best as a patch"),
     (("index", "stage"), "metaembed.commands.index_stage",

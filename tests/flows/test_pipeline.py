@@ -188,7 +188,7 @@ def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_
     assert recorder.calls == []
 
 
-def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(tmp_path):
+def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(tmp_path, capsys):
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "input.txt").write_text("1\n")
     stages = {
@@ -201,6 +201,9 @@ def test_stages_go_through_dvc_which_skips_unchanged_ones_and_reports_failures(t
     assert dvc_stage.fn("double", str(tmp_path)) == "ran"
     assert (tmp_path / "out.txt").read_text() == "2\n"
     assert dvc_stage.fn("double", str(tmp_path)) == "skipped (unchanged)"
+    # Printed, so the flow (log_prints) logs it on the task run: the Prefect UI's flow run page shows it.
+    printed = capsys.readouterr().out
+    assert "stage double: ran\n" in printed and "stage double: skipped (unchanged)\n" in printed
     (tmp_path / "input.txt").write_text("5\n")
     assert dvc_stage.fn("double", str(tmp_path)) == "ran"
     with pytest.raises(StageFailed, match="(?s)stage 'broken' failed .*no such column: quality") as failed:

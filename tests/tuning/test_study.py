@@ -86,3 +86,15 @@ def test_multi_objective_on_an_rdb_url_reports_the_pareto_front(tune_params):
         assert trial.values == [quality["1x1"], quality["4x8"]]  # smallest and largest budget
     assert Path(summary["plots"]["pareto_front"]).read_bytes()[:4] == b"\x89PNG"
     assert "best" not in summary and not (path.parent / "tune" / "pareto" / "best_params.patch").exists()
+
+
+@pytest.mark.parametrize("mode, names", [("single", ["mean_quality"]), ("multi", ["quality_smallest", "quality_largest"])])
+def test_a_new_study_names_its_objectives_for_the_dashboard(mode, names):
+    from metaembed.tuning.study import open_study
+
+    tune = TuneParams(mode=mode)
+    storage = optuna.storages.InMemoryStorage()
+    study, created = open_study(tune, storage, optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner())
+    again, created_again = open_study(tune, storage, optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner())
+    assert (created, created_again) == (True, False)
+    assert study.metric_names == again.metric_names == names

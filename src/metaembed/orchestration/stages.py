@@ -116,4 +116,8 @@ def ensure_data(root: str, params: str, parent_run_id: str | None = None) -> str
 @task(name="dvc-stage", task_run_name="dvc repro {stage}", cache_policy=NO_CACHE)
 def dvc_stage(stage: str, root: str, parent_run_id: str | None = None) -> str:
     output = run_command([sys.executable, "-m", "dvc", "repro", stage], Path(root), stage, parent_env(parent_run_id))
-    return SKIPPED if f"Stage '{stage}' didn't change, skipping" in output else RAN
+    outcome = SKIPPED if f"Stage '{stage}' didn't change, skipping" in output else RAN
+    # A log line of the task run (the flow logs prints): the Prefect UI's flow run page shows each
+    # stage's outcome beside its task, where a skipped and a run stage both read "Completed".
+    print(f"stage {stage}: {outcome}")
+    return outcome

@@ -70,14 +70,27 @@ def open_study(tune: TuneParams, storage, sampler, pruner):
     import optuna
 
     try:
-        return optuna.create_study(storage=storage, study_name=tune.study_name, directions=directions(tune),
-                                   sampler=sampler, pruner=pruner), True
+        study = optuna.create_study(storage=storage, study_name=tune.study_name, directions=directions(tune),
+                                    sampler=sampler, pruner=pruner)
+        _name_objectives(study, tune)
+        return study, True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=tune.study_name, sampler=sampler, pruner=pruner)
     if len(study.directions) != len(directions(tune)):
         raise ParamsError(f"study {tune.study_name!r} in {tune.storage_url()} has {len(study.directions)} "
                           f"objective(s) but tune.mode is {tune.mode!r}: pick another tune.study_name")
     return study, False
+
+
+def _name_objectives(study, tune: TuneParams) -> None:
+    """optuna-dashboard labels axes and the Pareto front with these instead of "Objective 0"."""
+    from optuna.exceptions import ExperimentalWarning
+
+    from metaembed.tuning.objective import OBJECTIVE_NAMES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names(OBJECTIVE_NAMES[tune.mode])
 
 
 def _parent_run(study, created: bool, tune: TuneParams, tracking, root, provenance: dict[str, str]) -> str:

@@ -1,0 +1,3 @@
+from metaembed.ui_check.check import main
+
+raise SystemExit(main())
