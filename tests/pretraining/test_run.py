@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from metaembed.backbones import load_backbone
 from metaembed.cli import main
+from metaembed.training.checkpoints import COMPLETE_FILE
 
 
 @pytest.fixture
@@ -57,6 +58,7 @@ def test_pretrain_resumes_from_the_last_complete_checkpoint(pretrain_params, tmp
     assert main(["pretrain", "--params", str(pretrain_params)]) == 0
     checkpoints = tmp_path / "checkpoints-pretrain"
     assert sorted(p.name for p in checkpoints.glob("*.ckpt")) == ["step=000003.ckpt"]  # as if killed after step 3
+    (checkpoints / COMPLETE_FILE).unlink()  # a killed run never marks its folder finished
     (checkpoints / "step=000005.ckpt").write_bytes(b"torn")  # and a checkpoint cut short while writing
     capsys.readouterr()
     assert main(["pretrain", "--params", str(pretrain_params)]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from safetensors.torch import load_file
 from metaembed.config import ParamsRoot, load_root
 from metaembed.pretraining.module import CaptionModule
 from metaembed.pretraining.run import pretrain
+from metaembed.training import checkpoints
 from metaembed.training.run import train
 
 
@@ -78,6 +80,34 @@ def test_a_changed_configuration_does_not_resume_foreign_checkpoints(write_param
     assert "resuming from checkpoint" not in capsys.readouterr().out
     assert report["metrics"]["steps"] == 3 and report["mlflow_run_id"] != first["mlflow_run_id"]
     assert not list((tmp_path / "checkpoints").glob("step=000002.ckpt")), "old configuration's checkpoints cleared"
+
+
+def test_a_finished_training_is_not_resumed_by_the_next_one(write_params, tmp_path, monkeypatch, capsys):
+    # DVC reruns the stage when its code changed; resuming the finished run would hand back its weights.
+    monkeypatch.chdir(tmp_path)
+    params = load_root(write_params({"train.max_steps": 2, "train.checkpoint_every_n_steps": 2}))
+    first = train(params, tmp_path)
+    capsys.readouterr()
+    second = train(params, tmp_path)
+    out = capsys.readouterr().out
+    assert "belong to a run that finished" in out and "resuming from checkpoint" not in out
+    assert second["metrics"]["steps"] == 2 and second["mlflow_run_id"] != first["mlflow_run_id"]
+
+
+def test_checkpoints_made_from_other_prepared_data_are_not_resumed(write_params, prepared_dir, tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(prepared_dir.parent, tmp_path / "data")  # the prepared rows point into ../raw
+    data = tmp_path / "data" / prepared_dir.name
+    params = load_root(write_params({"train.max_steps": 2, "train.checkpoint_every_n_steps": 2,
+                                     "prepare.out_dir": str(data)}))
+    train(params, tmp_path)
+    (tmp_path / "checkpoints" / checkpoints.COMPLETE_FILE).unlink()  # as if killed after its last checkpoint
+    (data / "regenerated.txt").write_text("the same folder, other contents")
+    capsys.readouterr()
+    train(params, tmp_path)
+    out = capsys.readouterr().out
+    assert "another configuration or other inputs" in out and "resuming from checkpoint" not in out
 
 
 def test_a_diverging_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(write_params, tmp_path, monkeypatch):

@@ -29,8 +29,6 @@ SIDES = ("query", "candidate")
 STORE_FILE = "embeddings.safetensors"
 INDEX_FILE = "embeddings.json"
 FORMAT = 1
-# Weight files above this size are fingerprinted by size and mtime instead of their bytes.
-_HASH_LIMIT = 64 * 2**20
 
 
 def item_key(text: str, image: ImageRef | None) -> str:
@@ -155,20 +153,6 @@ def encode_side(model, side: str, items: dict[str, Side], batch_size: int = 64, 
         return EmbeddingStore(keys, out, torch.full((len(keys),), fixed, dtype=torch.long))
     lengths = torch.tensor([row.shape[0] for row in rows], dtype=torch.long)
     return EmbeddingStore(keys, torch.nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths)
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """Changes whenever the saved model does: config and weights (large files by size and mtime)."""
-    model_dir = Path(model_dir)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(model_dir).as_posix().encode())
-        stat = path.stat()
-        if stat.st_size > _HASH_LIMIT:
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        else:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def save_stores(folder: str | Path, stores: dict[str, EmbeddingStore], meta: dict) -> Path:

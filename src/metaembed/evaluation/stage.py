@@ -29,7 +29,7 @@ _ENCODER_SOURCES = ("model.py", "batching.py", "prompts.py", "backbones/processo
 def encoder_fingerprint(model_dir: str | Path) -> str:
     """The saved model plus the code that turns inputs into its embeddings."""
     import metaembed
-    from metaembed.evaluation.encode import model_fingerprint
+    from metaembed.tracking.provenance import model_fingerprint
 
     package = Path(metaembed.__file__).parent
     digest = hashlib.sha256(model_fingerprint(model_dir).encode())

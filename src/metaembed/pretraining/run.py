@@ -41,7 +41,8 @@ def pretrain(params: ParamsRoot, root: str | Path = ".") -> dict:
     data = CaptionDataModule(params.prepared_dir, backbone.processor, settings)
 
     used = params.used(*SECTIONS, exclude=NOT_USED)
-    resume, logger = checkpoints.tracked_resume(settings.checkpoint_dir, params, used, "pretrain", root)
+    resume, logger = checkpoints.tracked_resume(settings.checkpoint_dir, params, used, "pretrain", root,
+                                                 backbone=settings.base)
     trainer = L.Trainer(
         max_steps=settings.max_steps,
         accelerator=settings.accelerator,
@@ -68,6 +69,7 @@ def _finish(trainer, backbone, logger, params: PretrainParams, seconds: float) -
     output = Path(params.output_dir)
     backbone.model.save_pretrained(output, safe_serialization=True)
     save_processor(backbone.processor, output)
+    checkpoints.mark_complete(params.checkpoint_dir)
     reports = Path(params.report_dir)
     reports.mkdir(parents=True, exist_ok=True)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}

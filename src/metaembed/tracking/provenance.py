@@ -160,6 +160,24 @@ def folder_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
+# Weight files above this size are fingerprinted by size and mtime instead of their bytes.
+_BYTES_HASHED_UP_TO = 64 * 2**20
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """Changes whenever the saved model does: config and weights (large files by size and mtime)."""
+    model_dir = Path(model_dir)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(model_dir).as_posix().encode())
+        stat = path.stat()
+        if stat.st_size > _BYTES_HASHED_UP_TO:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def data_hash(dvc_file: Path) -> str:
     """The md5 DVC recorded for the first output of a .dvc file, or "missing" without the file."""
     if not dvc_file.is_file():

@@ -3,8 +3,11 @@
 Lightning writes checkpoints through an fsspec transaction, but a kill, a full disk or a copy
 can still leave a file that does not load. Before resuming, each candidate is loaded with
 `weights_only=True`; the newest one that loads and holds a training state wins, and every one
-skipped is reported. A fingerprint of the run's configuration sits beside the checkpoints, so a
-changed configuration starts afresh instead of resuming someone else's optimiser state.
+skipped is reported. A fingerprint of the run's configuration and of the contents it reads (the
+prepared data, a backbone folder) sits beside the checkpoints, so a changed configuration or input
+starts afresh instead of resuming someone else's optimiser state; and a run that finished marks its
+folder, so the next run (DVC reruns a stage when its code changed) trains anew instead of "resuming"
+a finished one and handing back its weights.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 
 from metaembed.tracking.datasets import TRAINING
 from metaembed.tracking.lightning import TrackedMLFlowLogger, lightning_logger
-from metaembed.tracking.provenance import stage_tags
+from metaembed.tracking.provenance import folder_hash, model_fingerprint, stage_tags
 
 if TYPE_CHECKING:
     from metaembed.config import ParamsRoot
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "run_fingerprint.json"
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run the checkpoints belong to: a resume logs onto it
+COMPLETE_FILE = "complete"  # written once the final weights are saved
 _STEP = re.compile(r"step=(\d+)\.ckpt$")
 
 
@@ -43,9 +47,15 @@ def prepare_dir(directory: str | Path, fingerprint: dict) -> Path:
     """Keep the folder if it belongs to this configuration, else clear it (with a message)."""
     directory = Path(directory)
     marker = directory / FINGERPRINT_FILE
-    if marker.is_file() and json.loads(marker.read_text()) != fingerprint:
-        log.warning("%s: checkpoints belong to another configuration; starting afresh", directory)
-        shutil.rmtree(directory)
+    stale = None
+    if (directory / COMPLETE_FILE).is_file():
+        stale = "belong to a run that finished"
+    elif marker.is_file() and json.loads(marker.read_text()) != fingerprint:
+        stale = "belong to another configuration or other inputs"
+    if stale:
+        log.warning("%s: checkpoints %s; starting afresh", directory, stale)
+        print(f"{directory}: checkpoints {stale}; starting afresh")
+        shutil.rmtree(directory, ignore_errors=True)  # other ranks may be clearing it too
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
     return directory
@@ -71,12 +81,14 @@ def resume_point(directory: str | Path, fingerprint: dict) -> ResumePoint:
 
 
 def tracked_resume(directory: str | Path, params: ParamsRoot, used: Mapping[str, Any], run_name: str,
-                   root: str | Path = ".") -> tuple[ResumePoint, TrackedMLFlowLogger]:
+                   root: str | Path = ".", backbone: str | None = None) -> tuple[ResumePoint, TrackedMLFlowLogger]:
     """How a training or pretraining run starts: the resume point of its configuration (the `used`
-    values, `ParamsRoot.used`, and the prepared data folder read) and the logger of its MLflow run,
+    values, `ParamsRoot.used`, the prepared data folder and the `backbone` it loads, by content) and
+    the logger of its MLflow run,
     the resumed one's when there is one, tagged with what the run is made of (`stage_tags`) and with
     the prepared data folder as its dataset input."""
-    resume = resume_point(directory, {**used, "prepared": str(params.prepared_dir)})
+    backbone = params.backbone.name_or_path if backbone is None else backbone
+    resume = resume_point(directory, {**used, "prepared": str(params.prepared_dir), **input_hashes(params, backbone)})
     logger = lightning_logger(params.tracking, run_name=run_name, tags=stage_tags(params, used, root), root=root,
                               run_id=resume.run_id, data_context=TRAINING)
     return resume, logger
@@ -84,6 +96,21 @@ def tracked_resume(directory: str | Path, params: ParamsRoot, used: Mapping[str,
 
 def remember_run(directory: Path, run_id: str) -> None:
     (directory / RUN_ID_FILE).write_text(run_id)
+
+
+def mark_complete(directory: str | Path) -> None:
+    """After the final weights are saved: no later run resumes these checkpoints."""
+    (Path(directory) / COMPLETE_FILE).write_text("the run finished and saved its weights\n")
+
+
+def input_hashes(params: ParamsRoot, backbone: str) -> dict[str, str]:
+    """The contents a run reads, for its fingerprint: the prepared data, and the backbone when it is a
+    local folder (a hub id names fixed weights). Paths alone would let a regenerated dataset or a
+    new pretraining resume checkpoints made from the old one."""
+    hashes = {"prepared.hash": folder_hash(params.prepared_dir)}
+    if Path(backbone).is_dir():
+        hashes["backbone.hash"] = model_fingerprint(backbone)
+    return hashes
 
 
 def checkpointing(directory: Path, every_n_steps: int):

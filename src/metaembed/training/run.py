@@ -68,6 +68,7 @@ def train(params: ParamsRoot, root: str | Path = ".", callbacks: list | None = N
 
 def _finish(trainer, model: MetaEmbed, logger, params: ParamsRoot, seconds: float) -> dict:
     model.save_pretrained(params.model_dir)
+    checkpoints.mark_complete(params.train.checkpoint_dir)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     metrics |= {"steps": trainer.global_step, "wall_seconds": round(seconds, 1)}
     logger.experiment.log_metric(logger.run_id, "train/wall_seconds", seconds)
