@@ -31,6 +31,12 @@ def completed(study) -> list:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def best_trials_heading(study) -> str:
+    """The dashboard names a lone Pareto-optimal trial by its number and titles several as a list."""
+    best = study.best_trials
+    return f"Best Trial (number={best[0].number})" if len(best) == 1 else "Best Trials"
+
+
 def study_pages(url: str, study_id: int, study) -> list[PageCheck]:
     """History and importances (and the Pareto front) on the study's first page; the analytics page."""
     trials = completed(study)
@@ -43,7 +49,7 @@ def study_pages(url: str, study_id: int, study) -> list[PageCheck]:
     top = PageCheck(f"optuna-{study.study_name}-{'pareto-front-' if multi else ''}history-importances",
                     f"{url}/dashboard/studies/{study_id}",
                     shows=[study.study_name, "History", "Hyperparameter Importance", *names, *params,
-                           *(["Pareto Front", "Best Trials"] if multi else [])],
+                           *(["Pareto Front", best_trials_heading(study)] if multi else [])],
                     markup=[PLOT, r'class="barlayer', r'class="scatterlayer'], height=2600 if multi else 2000)
     analytics = PageCheck(f"optuna-{study.study_name}-analytics", f"{url}/dashboard/studies/{study_id}/analytics",
                           shows=[study.study_name, "Slice", *names], markup=[PLOT], height=1600)
