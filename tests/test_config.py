@@ -163,7 +163,7 @@ def test_used_sections_are_the_validated_values_as_plain_data():
     used = root.used("loss", "train", "backbone", exclude={"backbone": {"name_or_path"}})
     assert list(used) == ["loss", "train", "backbone"]
     assert used["train"]["lr"] == pytest.approx(1e-4) and used["train"]["max_steps"] == 3
-    assert used["loss"]["groups"][0] == [1, 1, 1.0]  # JSON types: tuples are lists
+    assert used["loss"]["groups"][0] == [1, 1, 0.5]  # JSON types: tuples are lists
     assert "name_or_path" not in used["backbone"] and used["backbone"]["torch_dtype"] == "float32"
 
 

@@ -64,7 +64,9 @@ def test_encode_decode_round_trip_and_out_of_space():
     assert space.decode(encoded, ladder) == {"groups": groups, "temperature": 0.05, "lr": 1e-3}
     assert space.encode([[3, 4, 1.0], [16, 64, 1.0]], 0.05, 1e-3, params, ladder) is None  # 3 off the ladder
     assert space.encode(groups, 0.5, 1e-3, params, ladder) is None  # temperature out of range
-    assert space.encode([[1, 1, 1.0], [16, 64, 2.0]], 0.05, 1e-3, params, ladder) is None  # full weight != 1
+    # Weights count relative to the full group's (the loss scale does not matter to AdamW).
+    assert space.encode([[1, 1, 1.0], [16, 64, 2.0]], 0.05, 1e-3, params, ladder)["w0"] == 0.5
+    assert space.encode([[1, 1, 0.25], [16, 64, 2.0]], 0.05, 1e-3, params, ladder) is None  # 0.125: below range
 
 
 def test_space_params_reject_bad_ranges():

@@ -13,7 +13,7 @@ class LossParams(BaseModel):
     # Defaults are params.yaml's recipe (a key left out means the documented value); paper: 0.03.
     temperature: float = Field(0.09, gt=0)
     # (r_q, r_c, weight) nested groups, the last one the full size.
-    groups: list[tuple[int, int, float]] = [(1, 1, 1.0), (2, 4, 1.0), (4, 8, 1.0), (8, 16, 1.0), (16, 64, 1.0)]
+    groups: list[tuple[int, int, float]] = [(1, 1, 0.5), (2, 4, 0.7), (4, 8, 1.0), (8, 16, 1.4), (16, 64, 2.0)]
     # false trains the full group only: the "MetaEmbed without MMR" baseline.
     mmr: bool = True
     scale_by_query_vectors: bool = True  # paper: false

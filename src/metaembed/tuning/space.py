@@ -70,10 +70,12 @@ def suggest(trial, space: SpaceParams, ladder: Ladders) -> dict[str, Any]:
 
 def encode(groups, temperature: float, lr: float, space: SpaceParams, ladder: Ladders) -> dict[str, Any] | None:
     """The trial params that `suggest` would turn into this configuration, or None when it lies
-    outside the space (a size off the ladder, a weight or rate out of range, a full group != 1.0)."""
+    outside the space (a size off the ladder, a weight or rate out of range). Weights are taken
+    relative to the full group's, which the space fixes at 1.0 (AdamW is invariant to the loss scale)."""
     *smaller, full = [tuple(g) if len(g) == 3 else (*g, 1.0) for g in groups]
-    if (full[0], full[1], float(full[2])) != (ladder.full_query, ladder.full_candidate, 1.0):
+    if (full[0], full[1]) != (ladder.full_query, ladder.full_candidate) or float(full[2]) <= 0:
         return None
+    smaller = [(r_q, r_c, weight / float(full[2])) for r_q, r_c, weight in smaller]
     low, high = group_range(space, ladder)
     inside = (lambda v, bounds: bounds[0] <= v <= bounds[1])
     if not (low <= len(smaller) + 1 <= high and inside(temperature, space.temperature) and inside(lr, space.lr)):
