@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from metaembed.orchestration.server import stop_server
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 180.0  # a cold MLflow or Prefect server on a busy 2-core machine takes a minute or more
@@ -34,7 +35,7 @@ def serving(name: str, command: list[str], health: str, log: Path, env: Mapping[
         _wait_healthy(name, process, health, log)
         yield
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 def _wait_healthy(name: str, process: subprocess.Popen, health: str, log: Path) -> None:
@@ -49,18 +50,6 @@ def _wait_healthy(name: str, process: subprocess.Popen, health: str, log: Path) 
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{name} did not answer {health} in {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-2000:]}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    # Servers start workers of their own (uvicorn, gunicorn): signal the whole group we started.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 def mlflow_command(tracking, root: Path, port: int) -> list[str]:
