@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
 if TYPE_CHECKING:
     from metaembed.backbones import BackboneParams
@@ -86,6 +86,13 @@ class ParamsRoot(BaseModel):
     tune: TuneParams
 
     _path: Path = PrivateAttr(DEFAULT_PARAMS)
+
+    @model_validator(mode="after")
+    def _grad_cache_needs_fixed_vectors(self):
+        if self.train.grad_cache_chunk and self.model.pooling == "tokens":
+            raise ValueError("train.grad_cache_chunk needs a fixed number of vectors per input (model.pooling meta "
+                             "or last); set it to null for the token-level baseline")
+        return self
 
     @property
     def path(self) -> Path:
@@ -276,8 +283,9 @@ def _problem(issue: dict, model: type[BaseModel], prefix: tuple[str, ...]) -> st
         known = f" ({parent[-1]} takes {', '.join(owner.model_fields)})" if owner and parent else ""
         return f"{where}: unknown key: remove it or correct its spelling{_near(loc[-1], owner)}{known}"
     given = issue.get("input")
-    shown = "" if isinstance(given, (Mapping, list)) else f" (value: {given!r})"
-    return f"{where}: {issue['msg']}{shown}"
+    shown = "" if isinstance(given, (Mapping, list, BaseModel)) else f" (value: {given!r})"
+    message = issue["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
 
 
 def _near(name: object, model: type[BaseModel] | None) -> str:

@@ -120,6 +120,22 @@ class MetaEmbed(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`groups` (training only): an id per row, e.g. its data source; centering then removes
         each group's own mean and records the groups' offsets for `pop_offset_penalty`."""
+        states, mask = self.states(side, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, budget)
+        return self.head(side, states, mask, groups)
+
+    def states(
+        self,
+        side: Side,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mm_token_type_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_grid_thw: torch.Tensor | None = None,
+        budget: int | None = None,
+        **_: object,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled last-layer states `[B, R, hidden]` and their mask, before `head`. Each row's
+        states depend on that row alone, which is what lets GradCache encode a batch in chunks."""
         check_side(side)
         count = self._check_budget(side, budget)
         device = self.device
@@ -131,15 +147,20 @@ class MetaEmbed(nn.Module):
         if num_meta:
             input_ids, attention_mask, mm_token_type_ids = _append_slots(input_ids, attention_mask, mm_token_type_ids, num_meta)
         hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
-        vectors, mask = self._pool(hidden, attention_mask, count)
+        return self._pool(hidden, attention_mask, count)
+
+    def head(
+        self, side: Side, states: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled states -> unit embeddings: centering, projection, L2 norm. In training, centering
+        takes the batch's mean, so this part sees the whole batch at once."""
         if self._calibrating is not None:
-            self._calibrating.add(side, vectors)
+            self._calibrating.add(side, states)
         if self.params.centering:
-            vectors = self._center(side, vectors, groups)
+            states = self._center(side, states, groups)
         if self.projection is not None:
-            vectors = self.projection(vectors)
-        vectors = F.normalize(vectors.float(), dim=-1) * mask.unsqueeze(-1)
-        return vectors, mask
+            states = self.projection(states)
+        return F.normalize(states.float(), dim=-1) * mask.unsqueeze(-1), mask
 
     @property
     def device(self) -> torch.device:

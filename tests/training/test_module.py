@@ -59,13 +59,13 @@ def test_the_watch_needs_a_whole_window_of_collapsed_steps_after_warm_up():
 
 def _collapse_every_embedding(monkeypatch) -> None:
     """All inputs land on (nearly) one point, as when the projection's bias outgrows its input."""
-    forward = MetaEmbed.forward
+    head = MetaEmbed.head
 
     def collapsed(self, side, *args, **kwargs):
-        vectors, mask = forward(self, side, *args, **kwargs)
+        vectors, mask = head(self, side, *args, **kwargs)
         return F.normalize(vectors * 1e-4 + 1.0, dim=-1) * mask.unsqueeze(-1), mask
 
-    monkeypatch.setattr(MetaEmbed, "forward", collapsed)
+    monkeypatch.setattr(MetaEmbed, "head", collapsed)
 
 
 COLLAPSE_WINDOW = TrainParams().collapse_window

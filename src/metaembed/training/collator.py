@@ -27,10 +27,15 @@ def encode_sides(processor: Any, role: str, sides: Sequence[Side]):
 
 
 class PairCollator:
-    """Queries, positives and the hard negatives that exist; `negative_index[j]` is the query of negative j."""
+    """Queries, positives and the hard negatives that exist; `negative_index[j]` is the query of negative j.
 
-    def __init__(self, processor: Any) -> None:
+    With `chunk` (GradCache), each side is a list of inputs of at most `chunk` rows each, padded
+    per chunk, in row order: the model encodes them one at a time.
+    """
+
+    def __init__(self, processor: Any, chunk: int | None = None) -> None:
         self.processor = processor
+        self.chunk = chunk
 
     def __call__(self, pairs: Sequence[TrainPair]) -> dict[str, Any]:
         import torch
@@ -40,9 +45,15 @@ class PairCollator:
         with_negative = [i for i, pair in enumerate(pairs) if pair.negative is not None]
         negatives = [pairs[i].negative for i in with_negative]
         return {
-            "query": encode_sides(self.processor, "query", [pair.query for pair in pairs]),
-            "positive": encode_sides(self.processor, "candidate", [pair.positive for pair in pairs]),
-            "negative": encode_sides(self.processor, "candidate", negatives) if negatives else None,
+            "query": self._encode("query", [pair.query for pair in pairs]),
+            "positive": self._encode("candidate", [pair.positive for pair in pairs]),
+            "negative": self._encode("candidate", negatives) if negatives else None,
             "negative_index": torch.tensor(with_negative, dtype=torch.long),
             "sources": [pair.source for pair in pairs],
         }
+
+    def _encode(self, role: str, sides: Sequence[Side]):
+        if self.chunk is None:
+            return encode_sides(self.processor, role, sides)
+        return [encode_sides(self.processor, role, sides[start : start + self.chunk])
+                for start in range(0, len(sides), self.chunk)]

@@ -64,7 +64,7 @@ class PreparedDataModule(L.LightningDataModule):
         return DataLoader(
             self.train_set,
             batch_sampler=self._rank_slice(start),
-            collate_fn=_TrainCollator(self.processor, self.params.hard_negatives),
+            collate_fn=_TrainCollator(self.processor, self.params.hard_negatives, self.params.grad_cache_chunk),
             num_workers=self.params.num_workers,
             persistent_workers=self.params.num_workers > 0,
             generator=loader_generator(self.params.seed),
@@ -125,8 +125,8 @@ def _shorten(query: EvalQuery, size: int) -> EvalQuery:
 class _TrainCollator:
     """PairCollator's output shaped for the module: negatives padded to one per query."""
 
-    def __init__(self, processor, hard_negatives: bool):
-        self.pairs = PairCollator(processor)
+    def __init__(self, processor, hard_negatives: bool, chunk: int | None = None):
+        self.pairs = PairCollator(processor, chunk)
         self.hard_negatives = hard_negatives
 
     def __call__(self, pairs):

@@ -7,6 +7,7 @@ own candidate list and reports Precision@1 at a small budget and at the full one
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 
@@ -21,8 +22,13 @@ from metaembed.model import MetaEmbed
 from metaembed.scoring import maxsim
 from metaembed.training.datamodule import negatives_per_query
 from metaembed.training.determinism import ResumesRandomState
+from metaembed.training.grad_cache import grad_cache_backward
 from metaembed.training.params import LossParams, TrainParams
 from metaembed.training.schedule import adamw_warmup_cosine
+
+
+# Batch entries the collator fills and the side of the model each is encoded as.
+ROLES = {"query": "query", "positive": "candidate", "negative": "candidate"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -103,17 +109,27 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         window = train.collapse_window
         self.collapse = CollapseWatch(window, after_step=train.warmup_steps)
+        self.automatic_optimization = not train.grad_cache_chunk
 
     # ---- training ---------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         groups = _source_ids(batch["sources"], self.device)
-        query, query_mask = self.model("query", **batch["query"], groups=groups)
-        positive, positive_mask = self.model("candidate", **batch["positive"], groups=groups)
+        sides = {name: (role, batch[name]) for name, role in ROLES.items() if batch.get(name) is not None}
+        if self.train_params.grad_cache_chunk:
+            return self._cached_step(sides, lambda states: self._objective(states, groups, batch["negative_index"]))
+        states = {name: self.model.states(role, **inputs) for name, (role, inputs) in sides.items()}
+        return self._objective(states, groups, batch["negative_index"])
+
+    def _objective(self, states: dict, groups: torch.Tensor, negative_index: torch.Tensor) -> torch.Tensor:
+        """The loss from every side's pooled states: the model's head (batch centering), the MMR loss
+        and the offset penalty; logs the step and watches for collapse."""
+        query, query_mask = self.model.head("query", *states["query"], groups=groups)
+        positive, positive_mask = self.model.head("candidate", *states["positive"], groups=groups)
         negative = negative_mask = None
-        if batch.get("negative") is not None:
-            found, found_mask = self.model("candidate", **batch["negative"], groups=groups[batch["negative_index"]])
-            negative, negative_mask = negatives_per_query(found, found_mask, batch["negative_index"], query.shape[0])
+        if "negative" in states:
+            found, found_mask = self.model.head("candidate", *states["negative"], groups=groups[negative_index])
+            negative, negative_mask = negatives_per_query(found, found_mask, negative_index, query.shape[0])
         if self.model.params.pooling == "tokens":
             positive, positive_mask, negative, negative_mask = _pad_candidates(positive, positive_mask, negative, negative_mask)
         output = self._loss(query, positive)(query, positive, negative, query_mask, positive_mask, negative_mask)
@@ -133,6 +149,29 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
         self._watch_collapse(output, query, query_mask, positive, positive_mask, negative_mask)
         return loss
+
+    def _cached_step(self, sides: dict, objective) -> torch.Tensor:
+        """One optimiser step with GradCache (training.grad_cache): manual optimisation, because the
+        backward runs once for the loss and once per chunk."""
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        optimizer.zero_grad(set_to_none=True)
+        # DDP's reducer expects one backward per forward: the gradients are averaged once, below.
+        with getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)():
+            loss = grad_cache_backward(self.model, sides, objective, self.manual_backward)
+        self._average_gradients_over_ranks()
+        self.clip_gradients(optimizer, gradient_clip_val=self.train_params.grad_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    def _average_gradients_over_ranks(self) -> None:
+        if self.trainer.world_size == 1:
+            return
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in trainable])
+        flat = self.trainer.strategy.reduce(flat, reduce_op="mean")
+        for parameter, gradient in zip(trainable, flat.split([p.numel() for p in trainable])):
+            parameter.grad = gradient.view_as(parameter).clone()
 
     def _watch_collapse(self, output, query, query_mask, positive, positive_mask, negative_mask) -> None:
         """Log the embeddings' spread and feed CollapseWatch (after warm-up): a few reductions."""

@@ -59,6 +59,9 @@ class TrainParams(LoopParams):
     warmup_steps: int = Field(30, ge=0)
     batch_size: int = Field(32, gt=1)  # global: split evenly over ranks
     sub_batch_size: int | None = Field(8, gt=0)  # rows drawn from one source; None: a rank's share
+    # GradCache (training.grad_cache): encode a rank's batch this many rows at a time, so the
+    # contrastive batch can outgrow the memory of one forward; None encodes it in one pass.
+    grad_cache_chunk: int | None = Field(None, gt=0)
     hard_negatives: bool = True
     devices: int | Literal["auto"] = 1
     num_nodes: int = Field(1, ge=1)
@@ -78,3 +81,11 @@ class TrainParams(LoopParams):
     output_dir: str = "artifacts/model"
     report_dir: str = "artifacts/train"  # metrics.json and loss_curve.png (DVC metrics and plots)
     checkpoint_dir: str = "artifacts/checkpoints"
+
+    @model_validator(mode="after")
+    def _grad_cache_without_fsdp(self):
+        if self.grad_cache_chunk and self.strategy == "fsdp":
+            # FSDP gathers and frees shards around each forward/backward pair of its wrapper, and
+            # GradCache backs chunks through the model outside that pairing.
+            raise ValueError("grad_cache_chunk works with strategy auto or ddp, not fsdp: set one of them")
+        return self

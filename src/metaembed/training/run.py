@@ -47,7 +47,8 @@ def train(params: ParamsRoot, root: str | Path = ".", callbacks: list | None = N
         num_nodes=settings.num_nodes,
         strategy=strategy(settings),
         precision=precision(settings),
-        gradient_clip_val=settings.grad_clip,
+        # GradCache steps the optimiser itself (manual optimisation) and clips there.
+        gradient_clip_val=None if settings.grad_cache_chunk else settings.grad_clip,
         val_check_interval=settings.val_every_n_steps,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
