@@ -261,11 +261,12 @@ def _mask_error(entries: Sequence[tuple[str, Tensor | None, Tensor | None]]) -> 
 
 
 def _finite_error(entries: Sequence[tuple[str, Tensor | None]]) -> str | None:
-    for name, tensor in entries:
-        # One reduction per tensor (and one sync on GPU): cheap next to the encoder's forward.
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            return f"{name} contains NaN or inf: the encoder diverged or the inputs are corrupt"
-    return None
+    present = [(name, tensor) for name, tensor in entries if tensor is not None]
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in present])
+    if bool(finite.all()):  # the one host sync of the check, whatever the number of inputs
+        return None
+    name = next(name for (name, _), ok in zip(present, finite.tolist()) if not ok)
+    return f"{name} contains NaN or inf: the encoder diverged or the inputs are corrupt"
 
 
 def _world() -> tuple[int, int]:

@@ -42,7 +42,8 @@ class BackboneParams(BaseModel):
     torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     min_pixels: int = Field(1024, gt=0)
     max_pixels: int = Field(12544, gt=0)
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    # packed: the vision tower's attention in one call per layer (backbones.attention), SDPA elsewhere.
+    attn_implementation: Literal["packed", "sdpa", "eager", "flash_attention_2"] = "sdpa"
     cache_dir: str = ".cache/backbones"
     # Architecture of the offline preset (used only when name_or_path is "tiny").
     tiny: TinySpec = Field(default_factory=TinySpec)
@@ -118,9 +119,15 @@ def _load_model(path: str, family: str, params: BackboneParams, classes: dict[st
     model_class = getattr(transformers, classes[family])
     # A *ForConditionalGeneration checkpoint loads into the base class: its "model." prefix is
     # stripped by from_pretrained and the LM head is left out.
-    return model_class.from_pretrained(
+    packed = params.attn_implementation == "packed"
+    model = model_class.from_pretrained(
         path,
         dtype=getattr(torch, params.torch_dtype),
-        attn_implementation=params.attn_implementation,
+        attn_implementation="sdpa" if packed else params.attn_implementation,
         trust_remote_code=params.trust_remote_code,
     )
+    if packed:
+        from metaembed.backbones.attention import use_packed_vision_attention
+
+        use_packed_vision_attention(model)
+    return model

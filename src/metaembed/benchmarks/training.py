@@ -50,6 +50,8 @@ class Settings:
     warmup: int = 3
     encode_batch: int = 32
     lora_r: int = 32
+    attn: str = "packed"       # backbone.attn_implementation of the vision tower: packed or sdpa
+    grad_cache_chunk: int | None = None  # GradCache: encode `batch` pairs this many at a time
 
 
 def build_model(settings: Settings, device: str):
@@ -59,7 +61,7 @@ def build_model(settings: Settings, device: str):
     from metaembed.backbones import Backbone, BackboneParams, load_backbone
     from metaembed.model import LoraParams, MetaEmbed, ModelParams
 
-    tiny = load_backbone(BackboneParams())
+    tiny = load_backbone(BackboneParams(attn_implementation=settings.attn))
     lora = LoraParams(enabled=True, r=settings.lora_r, alpha=settings.lora_r)
     if settings.preset == "tiny":
         params = ModelParams(lora=lora, gradient_checkpointing=True)
@@ -74,7 +76,11 @@ def build_model(settings: Settings, device: str):
         vision_start_token_id=token_id("<|vision_start|>"), vision_end_token_id=token_id("<|vision_end|>"),
     )
     with torch.device(device):
-        base = Qwen2_5_VLModel._from_config(config, torch_dtype=torch.bfloat16)
+        base = Qwen2_5_VLModel._from_config(config, torch_dtype=torch.bfloat16, attn_implementation="sdpa")
+    if settings.attn == "packed":
+        from metaembed.backbones.attention import use_packed_vision_attention
+
+        use_packed_vision_attention(base)
     processor = tiny.processor
     tokens = (settings.image_px // 28) ** 2 * 28 * 28
     processor.image_processor = Qwen2VLImageProcessorPil(
@@ -120,36 +126,22 @@ def model_flops(model, batch: dict, num_meta: int) -> float:
 def run_benchmark(settings: Settings, device: str) -> dict:
     import torch
 
-    from metaembed.losses import MatryoshkaMultiVectorLoss
-
     torch.manual_seed(0)
     started = time.perf_counter()
     model = build_model(settings, device).train()
     _say(f"model built in {time.perf_counter() - started:.0f} s")
-    queries = _to(make_inputs(model, settings, settings.batch, "query"), device)
-    candidates = _to(make_inputs(model, settings, settings.batch, "candidate"), device)
+    rows = settings.grad_cache_chunk or settings.batch
+    queries = _to(make_inputs(model, settings, rows, "query"), device)
+    candidates = _to(make_inputs(model, settings, rows, "candidate"), device)
     _say(f"inputs ready ({tuple(queries['input_ids'].shape)} query ids) at {time.perf_counter() - started:.0f} s")
-    loss_fn = MatryoshkaMultiVectorLoss(num_query_vectors=model.num_vectors("query"),
-                                        num_candidate_vectors=model.num_vectors("candidate"), temperature=0.03)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-
-    def step() -> float:
-        with autocast:
-            q, qm = model("query", **queries)
-            c, cm = model("candidate", **candidates)
-            loss = loss_fn(q, c, None, qm, cm).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
+    step = _training_step(model, settings, queries, candidates, device)
     train_s, losses = _timed(step, settings.warmup, settings.steps, device)
     _say(f"training: {train_s:.2f} s per step")
-    step_flops = 2 * (model_flops(model, queries, model.params.num_query_meta)
-                      + model_flops(model, candidates, model.params.num_candidate_meta))  # forward + backward
-    positions = sum(b["input_ids"].numel() + b["input_ids"].shape[0] * meta for b, meta in
-                    ((queries, model.params.num_query_meta), (candidates, model.params.num_candidate_meta)))
+    chunks = settings.batch // rows
+    step_flops = 2 * chunks * (model_flops(model, queries, model.params.num_query_meta)
+                               + model_flops(model, candidates, model.params.num_candidate_meta))  # forward + backward
+    positions = chunks * sum(b["input_ids"].numel() + b["input_ids"].shape[0] * meta for b, meta in
+                             ((queries, model.params.num_query_meta), (candidates, model.params.num_candidate_meta)))
     report = {
         "settings": asdict(settings), "device": _device_name(device), "torch": torch.__version__,
         "trainable_parameters": sum(model.trainable_parameters().values()),
@@ -168,8 +160,72 @@ def run_benchmark(settings: Settings, device: str) -> dict:
     report["mfu"] = report["achieved_tflops"] / peak if peak else None
     if device == "cuda":
         report["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    report["host_syncs_per_step"] = _host_syncs(step)
+    report["profile"] = _profile(step, device)
     report["encode_per_second"] = _encode_rates(model, settings, device)
     return report
+
+
+def _training_step(model, settings: Settings, queries: dict, candidates: dict, device: str):
+    """One optimiser step over `settings.batch` pairs: in one pass, or with GradCache in chunks (the
+    same inputs repeated: throughput does not depend on the values)."""
+    import torch
+
+    from metaembed.losses import MatryoshkaMultiVectorLoss
+    from metaembed.training.grad_cache import grad_cache_backward
+
+    loss_fn = MatryoshkaMultiVectorLoss(num_query_vectors=model.num_vectors("query"),
+                                        num_candidate_vectors=model.num_vectors("candidate"), temperature=0.03)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                  fused=device == "cuda")
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda")
+    chunks = settings.batch // (settings.grad_cache_chunk or settings.batch)
+    sides = {"query": ("query", [queries] * chunks), "candidate": ("candidate", [candidates] * chunks)}
+
+    def objective(states) -> torch.Tensor:
+        q, qm = model.head("query", *states["query"])
+        c, cm = model.head("candidate", *states["candidate"])
+        return loss_fn(q, c, None, qm, cm).loss
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            if settings.grad_cache_chunk:
+                loss = grad_cache_backward(model, sides, objective)
+            else:
+                loss = objective({name: model.states(role, **inputs[0]) for name, (role, inputs) in sides.items()})
+                loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def _host_syncs(step) -> dict:
+    from metaembed.benchmarks.host_syncs import counting_host_syncs
+
+    with counting_host_syncs() as counts:
+        step()
+    return dict(counts)
+
+
+def _profile(step, device: str, top: int = 15) -> list[dict]:
+    """Where one step's time goes: the ops with the most self time on the device (CPU without one)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        if device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    attribute = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
+    total = sum(getattr(event, attribute) for event in events) or 1
+    ranked = sorted(events, key=lambda event: getattr(event, attribute), reverse=True)[:top]
+    return [{"op": event.key, "calls": event.count, "self_ms": getattr(event, attribute) / 1e3,
+             "share": getattr(event, attribute) / total} for event in ranked]
 
 
 def _encode_rates(model, settings: Settings, device: str) -> dict:
@@ -208,7 +264,8 @@ def _timed(function, warmup: int, repeats: int, device: str) -> tuple[float, lis
         values.append(function())
     if device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats, values
+    # Losses are read after the clock stops: reading each one would sync every step.
+    return (time.perf_counter() - start) / repeats, [float(value) for value in values]
 
 
 def _say(message: str) -> None:
@@ -239,6 +296,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--encode-batch", type=int, default=defaults.encode_batch)
+    parser.add_argument("--attn", choices=["packed", "sdpa"], default=defaults.attn,
+                        help="vision attention: packed (one call per layer) or sdpa (one per window)")
+    parser.add_argument("--grad-cache-chunk", type=int, default=None,
+                        help="GradCache: encode the batch this many pairs at a time (batch must be a multiple)")
     parser.add_argument("--out", default="artifacts/bench/train.json", help="JSON report path")
 
 
@@ -246,7 +307,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     settings = Settings(preset=args.preset, batch=args.batch, image_px=args.image_px, steps=args.steps,
-                        warmup=args.warmup, encode_batch=args.encode_batch)
+                        warmup=args.warmup, encode_batch=args.encode_batch, attn=args.attn,
+                        grad_cache_chunk=args.grad_cache_chunk)
+    if settings.grad_cache_chunk and settings.batch % settings.grad_cache_chunk:
+        raise SystemExit(f"--batch {settings.batch} must be a multiple of --grad-cache-chunk {settings.grad_cache_chunk}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if settings.preset != "tiny" and device != "cuda":
         raise SystemExit("the qwen2.5-vl-3b preset needs a CUDA GPU; use --preset tiny on CPU")
@@ -255,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     for key in ("device", "visual_tokens_per_image", "positions_per_step", "samples_per_second", "tokens_per_second",
-                "achieved_tflops", "mfu", "peak_memory_gib", "encode_per_second"):
+                "achieved_tflops", "mfu", "peak_memory_gib", "host_syncs_per_step", "encode_per_second"):
         print(f"{key:>24}: {report.get(key)}")
     print(f"wrote {out}")
     return 0

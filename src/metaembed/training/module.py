@@ -86,8 +86,9 @@ def embedding_spread(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     count = weight.sum(dim=0)  # [R, 1]
     mean = (vectors * weight).sum(dim=0) / count.clamp(min=1)
     squared = ((vectors - mean).pow(2) * weight).sum(dim=(0, 2)) / count.squeeze(-1).clamp(min=1)
-    usable = count.squeeze(-1) >= 2
-    return squared[usable].mean() if bool(usable.any()) else vectors.new_ones(())
+    usable = (count.squeeze(-1) >= 2).to(squared.dtype)
+    mean = (squared * usable).sum() / usable.sum().clamp(min=1)
+    return torch.where(usable.sum() > 0, mean, torch.ones_like(mean))  # no host sync
 
 
 def chance_loss(num_queries: int, num_positives: int, negative_mask: torch.Tensor | None) -> torch.Tensor:
@@ -143,8 +144,8 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
         size = query.shape[0]
         # sync_dist: each rank holds the mean over its own queries; their mean is the global loss.
         self.log("train/loss", output.loss, prog_bar=True, batch_size=size, sync_dist=True)
-        for name, value in output.by_group().items():
-            self.log(f"train/loss_{name}", value, batch_size=size, sync_dist=True)
+        for (r_q, r_c, _), value in zip(output.groups, output.group_losses):  # tensors: no host sync per step
+            self.log(f"train/loss_{r_q}x{r_c}", value, batch_size=size, sync_dist=True)
         self.log("train/offset_penalty", offset, batch_size=size, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
         self._watch_collapse(output, query, query_mask, positive, positive_mask, negative_mask)

@@ -26,6 +26,9 @@ def adamw_warmup_cosine(named_parameters, params) -> dict:
         [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=params.lr,
         betas=params.betas,
+        # On CUDA the fused kernel keeps each parameter's step count on the device; the default
+        # implementation reads it on the host, a sync per parameter and step.
+        fused=True if all(p.is_cuda for p in decay + no_decay) else None,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, params.warmup_steps, params.max_steps, params.min_lr_ratio)
