@@ -5,16 +5,15 @@ count on the host; on CUDA the module builds it fused, which keeps the counts on
 
 from __future__ import annotations
 
-import torch
 
-from metaembed.backbones import BackboneParams, load_backbone
+from metaembed.backbones import load_backbone
 from metaembed.backbones.tiny import TinySpec
 from metaembed.benchmarks.host_syncs import counting_host_syncs
 from metaembed.losses import MatryoshkaMultiVectorLoss
 from metaembed.model import MetaEmbed, ModelParams
 from metaembed.training.collator import PairCollator
 from metaembed.training.datamodule import negatives_per_query
-from metaembed.training.module import ROLES, _source_ids
+from metaembed.training.module import _source_ids
 from metaembed.training.sampler import PreparedTrainSet
 
 
@@ -35,7 +34,6 @@ def _step_syncs(backbone_params, prepared_dir, depth: int, attention: str) -> di
                                                       index, query.shape[0])
         output = loss_fn(query, positive, negative, query_mask, positive_mask, negative_mask)
         (output.loss + model.pop_offset_penalty()).backward()
-    assert set(ROLES) == {"query", "positive", "negative"}
     return dict(counts)
 
 
