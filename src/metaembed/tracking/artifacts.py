@@ -19,8 +19,12 @@ def is_rank_zero() -> bool:
     """True on the process that owns the MLflow run (always true without DDP).
 
     Lightning keeps the global rank on `rank_zero_only.rank` (set from RANK/LOCAL_RANK when
-    lightning is imported, updated by the strategy); before that, read the launcher's env.
+    lightning is imported, updated by the strategy); before that, read the launcher's env. A
+    process on a node other than the first (NODE_RANK or torchrun's GROUP_RANK above 0) is never
+    rank 0, though Lightning reads it as 0 until the strategy has started.
     """
+    if int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) > 0:
+        return False
     rank = getattr(rank_zero_only, "rank", None)
     if rank is None:
         rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from metaembed.tracking.artifacts import is_rank_zero
 from metaembed.tracking.datasets import TRAINING
 from metaembed.tracking.lightning import TrackedMLFlowLogger, lightning_logger
 from metaembed.tracking.provenance import folder_hash, model_fingerprint, stage_tags
@@ -81,14 +82,16 @@ def resume_point(directory: str | Path, fingerprint: dict) -> ResumePoint:
 
 
 def tracked_resume(directory: str | Path, params: ParamsRoot, used: Mapping[str, Any], run_name: str,
-                   root: str | Path = ".", backbone: str | None = None) -> tuple[ResumePoint, TrackedMLFlowLogger]:
+                   root: str | Path = ".", backbone: str | None = None) -> tuple[ResumePoint, TrackedMLFlowLogger | None]:
     """How a training or pretraining run starts: the resume point of its configuration (the `used`
     values, `ParamsRoot.used`, the prepared data folder and the `backbone` it loads, by content) and
     the logger of its MLflow run,
     the resumed one's when there is one, tagged with what the run is made of (`stage_tags`) and with
-    the prepared data folder as its dataset input."""
+    the prepared data folder as its dataset input. Off rank 0 the logger is None."""
     backbone = params.backbone.name_or_path if backbone is None else backbone
     resume = resume_point(directory, {**used, "prepared": str(params.prepared_dir), **input_hashes(params, backbone)})
+    if not is_rank_zero():  # only rank 0 logs; opening the store from every node at once races on its tables
+        return resume, None
     logger = lightning_logger(params.tracking, run_name=run_name, tags=stage_tags(params, used, root), root=root,
                               run_id=resume.run_id, data_context=TRAINING)
     return resume, logger

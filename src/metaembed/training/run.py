@@ -55,7 +55,7 @@ def train(params: ParamsRoot, root: str | Path = ".", callbacks: list | None = N
         limit_val_batches=settings.val_queries,
         use_distributed_sampler=False,  # batches are sliced per rank by the data module
         log_every_n_steps=max(1, min(10, settings.max_steps // 4)),
-        logger=logger,
+        logger=logger or False,
         callbacks=[checkpoints.checkpointing(resume.directory, settings.checkpoint_every_n_steps), *(callbacks or [])],
     )
     if trainer.is_global_zero:
