@@ -345,3 +345,20 @@ def test_the_saved_folder_does_not_depend_on_earlier_padded_calls(make_model, tm
     for name in ("tokenizer.json", "tokenizer_config.json"):
         fresh = (tmp_path / "fresh" / "backbone" / name).read_bytes()
         assert (tmp_path / "after" / "backbone" / name).read_bytes() == fresh, name
+
+
+def test_positions_from_the_host_extended_over_meta_tokens_equal_the_rope_index_of_the_whole_input(make_model, images):
+    """`states` numbers the meta tokens on from the host-side positions; transformers' rope index of
+    the input with the meta tokens appended gives the same, for text, image and padded rows."""
+    from metaembed.batching import build_batch
+    from metaembed.model import _append_positions, _append_slots
+
+    model = make_model(num_query_meta=2, num_candidate_meta=4)
+    inputs = build_batch(model.processor, "candidate", ["a red circle", None, "two words here and more"],
+                         [None, images[0], images[1]])
+    ids, mask, types = _append_slots(inputs["input_ids"], inputs["attention_mask"], inputs["mm_token_type_ids"], 6)
+    expected, _ = model._base().get_rope_index(input_ids=ids, mm_token_type_ids=types,
+                                               image_grid_thw=inputs["image_grid_thw"], attention_mask=mask)
+    got = _append_positions(model.positions(**inputs), 6)
+    assert torch.equal(got[:, mask.bool()], expected[:, mask.bool()])
+    assert int(inputs["attention_mask"].sum(dim=1).min()) < inputs["input_ids"].shape[1]  # some row is padded

@@ -23,6 +23,8 @@ from metaembed.prompts import Side
 SIDES: tuple[Side, Side] = ("query", "candidate")
 # Per side: (mean [slots, hidden], spread [slots]) of each group centred since the last penalty.
 GroupRecord = dict[Side, list[tuple[torch.Tensor, torch.Tensor]]]
+# The row indices of each group of a batch (e.g. a data source), in group order.
+GroupRows = list[torch.Tensor]
 
 
 class Calibration:
@@ -50,18 +52,24 @@ class Calibration:
         return found
 
 
-def center_batch(vectors: torch.Tensor, groups: torch.Tensor | None, record: GroupRecord, side: Side) -> torch.Tensor:
-    """Training: remove the batch mean, or each group's own mean (recorded for the penalty)."""
+def center_batch(vectors: torch.Tensor, groups: GroupRows | torch.Tensor | None, record: GroupRecord,
+                 side: Side) -> torch.Tensor:
+    """Training: remove the batch mean, or each group's own mean (recorded for the penalty).
+
+    `groups`: each group's row indices, in group order (built on the host, so nothing waits on the
+    device), or one group id per row (sorted into groups here, which reads the ids back)."""
     if groups is None:
         return vectors - vectors.mean(dim=0)
-    groups = groups.to(vectors.device)
+    if isinstance(groups, torch.Tensor):
+        groups = [(groups == group).nonzero().squeeze(1) for group in groups.unique()]
     centered = torch.empty_like(vectors)
-    for group in groups.unique():
-        rows = groups == group
-        mean = vectors[rows].mean(dim=0)
-        centered[rows] = vectors[rows] - mean
-        spread = centered[rows].detach().pow(2).sum(dim=-1).mean(dim=0)
-        record[side].append((mean, spread))
+    for rows in groups:
+        rows = rows.to(vectors.device, non_blocking=True)
+        members = vectors.index_select(0, rows)
+        mean = members.mean(dim=0)
+        offsets = members - mean
+        centered = centered.index_copy(0, rows, offsets)
+        record[side].append((mean, offsets.detach().pow(2).sum(dim=-1).mean(dim=0)))
     return centered
 
 

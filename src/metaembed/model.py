@@ -116,11 +116,13 @@ class MetaEmbed(nn.Module):
         image_grid_thw: torch.Tensor | None = None,
         budget: int | None = None,
         groups: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
         **_: object,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`groups` (training only): an id per row, e.g. its data source; centering then removes
         each group's own mean and records the groups' offsets for `pop_offset_penalty`."""
-        states, mask = self.states(side, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, budget)
+        states, mask = self.states(side, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw,
+                                   budget, position_ids)
         return self.head(side, states, mask, groups)
 
     def states(
@@ -132,22 +134,47 @@ class MetaEmbed(nn.Module):
         pixel_values: torch.Tensor | None = None,
         image_grid_thw: torch.Tensor | None = None,
         budget: int | None = None,
+        position_ids: torch.Tensor | None = None,
         **_: object,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The pooled last-layer states `[B, R, hidden]` and their mask, before `head`. Each row's
-        states depend on that row alone, which is what lets GradCache encode a batch in chunks."""
+        states depend on that row alone, which is what lets GradCache encode a batch in chunks.
+        `position_ids`: `positions(...)` of these inputs, when the caller computed them on the host."""
         check_side(side)
         count = self._check_budget(side, budget)
-        device = self.device
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         if mm_token_type_ids is None:
             mm_token_type_ids = (input_ids == self.processor.image_token_id).long()
-        mm_token_type_ids = mm_token_type_ids.to(device)
+        if position_ids is None:  # before the move: inputs from a collator are still on the host
+            position_ids = self.positions(input_ids, attention_mask, mm_token_type_ids, image_grid_thw)
+        device = self.device
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        mm_token_type_ids, position_ids = mm_token_type_ids.to(device), position_ids.to(device)
         num_meta = self._meta_to_append(side, count)
         if num_meta:
             input_ids, attention_mask, mm_token_type_ids = _append_slots(input_ids, attention_mask, mm_token_type_ids, num_meta)
-        hidden = self._run_decoder(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta)
+            position_ids = _append_positions(position_ids, num_meta)
+        hidden = self._run_decoder(input_ids, attention_mask, position_ids, pixel_values, image_grid_thw, mm_token_type_ids, num_meta)
         return self._pool(hidden, attention_mask, count)
+
+    def positions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mm_token_type_ids: torch.Tensor | None = None,
+        image_grid_thw: torch.Tensor | None = None,
+        **_: object,
+    ) -> torch.Tensor:
+        """The backbone's multimodal rotary positions `[3, B, L]` of inputs without meta tokens,
+        from the attention mask, so left padding never shifts them (batch-invariant). transformers
+        walks each row's token types on the host: call it where the inputs are still on the host
+        (training does, before the batch moves), and `states` extends it over the meta tokens."""
+        if mm_token_type_ids is None:
+            mm_token_type_ids = (input_ids == self.processor.image_token_id).long()
+        positions, _ = self._base().get_rope_index(
+            input_ids=input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw,
+            attention_mask=attention_mask,
+        )
+        return positions
 
     def head(
         self, side: Side, states: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor | None = None
@@ -247,7 +274,8 @@ class MetaEmbed(nn.Module):
         # Candidate meta tokens sit after all query meta tokens, which they attend to.
         return count if side == "query" else self.params.num_query_meta + count
 
-    def _run_decoder(self, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw, num_meta):
+    def _run_decoder(self, input_ids, attention_mask, position_ids, pixel_values, image_grid_thw, mm_token_type_ids,
+                     num_meta):
         base = self._base()
         embeds = base.get_input_embeddings()(input_ids)
         if num_meta:
@@ -256,13 +284,6 @@ class MetaEmbed(nn.Module):
         if image_grid_thw is not None:
             image_grid_thw = image_grid_thw.to(input_ids.device)
             pixel_values = pixel_values.to(input_ids.device)
-        # Positions from the attention mask, so left padding never shifts them (batch-invariant).
-        position_ids, _ = base.get_rope_index(
-            input_ids=input_ids,
-            mm_token_type_ids=mm_token_type_ids,
-            image_grid_thw=image_grid_thw,
-            attention_mask=attention_mask,
-        )
         output = self.decoder(
             input_ids=input_ids,
             inputs_embeds=embeds,
@@ -356,6 +377,14 @@ class MetaEmbed(nn.Module):
         with torch.no_grad():
             for name, parameter in self._head_state().items():
                 parameter.copy_(tensors[name])
+
+
+def _append_positions(position_ids: torch.Tensor, count: int) -> torch.Tensor:
+    """Positions [3, B, L] extended by `count` text tokens at the end: each row goes on from its
+    largest position, as the backbone's rope index would number tokens appended to the text."""
+    start = position_ids.amax(dim=(0, 2), keepdim=True) + 1  # [1, B, 1]
+    steps = torch.arange(count, device=position_ids.device, dtype=position_ids.dtype)
+    return torch.cat([position_ids, (start + steps).expand(3, -1, -1)], dim=2)
 
 
 def _append_slots(input_ids, attention_mask, mm_token_type_ids, count: int):

@@ -15,7 +15,7 @@ from metaembed.model import LoraParams
 from metaembed.training.collator import PairCollator
 from metaembed.training.datamodule import negatives_per_query
 from metaembed.training.grad_cache import grad_cache_backward
-from metaembed.training.module import ROLES, _source_ids
+from metaembed.training.module import ROLES, source_rows
 from metaembed.training.sampler import PreparedTrainSet
 
 
@@ -32,13 +32,13 @@ def _objective(model, batch):
     """What the training module computes from the pooled states: head with per-source centering,
     the MMR loss with hard negatives, the offset penalty."""
     loss_fn = MatryoshkaMultiVectorLoss([(1, 1, 0.5), (2, 4, 1.0), (4, 8, 2.0)], 0.09, 4, 8, True)
-    groups = _source_ids(batch["sources"], model.device)
     index = batch["negative_index"]
+    rows = source_rows(batch["sources"], index)
 
     def objective(states):
-        query, query_mask = model.head("query", *states["query"], groups=groups)
-        positive, positive_mask = model.head("candidate", *states["positive"], groups=groups)
-        found, found_mask = model.head("candidate", *states["negative"], groups=groups[index])
+        query, query_mask = model.head("query", *states["query"], groups=rows["pairs"])
+        positive, positive_mask = model.head("candidate", *states["positive"], groups=rows["pairs"])
+        found, found_mask = model.head("candidate", *states["negative"], groups=rows["negatives"])
         negative, negative_mask = negatives_per_query(found, found_mask, index, query.shape[0])
         output = loss_fn(query, positive, negative, query_mask, positive_mask, negative_mask)
         # About 5e7 on an untrained backbone: scaled so that both terms shape the gradients.
@@ -114,7 +114,9 @@ def test_a_cached_training_run_matches_the_plain_one(write_params, train_cli, sa
     assert cached["metrics"]["steps"] == plain["metrics"]["steps"] == 3
     for key in ("train/loss", "train/loss_1x1", "train/loss_4x8", "train/offset_penalty"):
         assert cached["metrics"][key] == pytest.approx(plain["metrics"][key], rel=1e-4), key
-    same_model(plain_dir, cached_dir)
+    # Each chunk is padded to its own length, so matmul shapes and summation orders differ more
+    # than between DDP ranks: 0.15 % of the weights move by more than 1e-6 after 3 steps.
+    same_model(plain_dir, cached_dir, differing_at_most=5e-3)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from metaembed.losses import MatryoshkaMultiVectorLoss
 from metaembed.model import MetaEmbed, ModelParams
 from metaembed.training.collator import PairCollator
 from metaembed.training.datamodule import negatives_per_query
-from metaembed.training.module import _source_ids
+from metaembed.training.module import source_rows
 from metaembed.training.sampler import PreparedTrainSet
 
 
@@ -25,12 +25,14 @@ def _step_syncs(backbone_params, prepared_dir, depth: int, attention: str) -> di
     train_set = PreparedTrainSet(prepared_dir)
     batch = PairCollator(model.processor)([train_set[i] for i in range(0, len(train_set), len(train_set) // 8)][:8])
     loss_fn = MatryoshkaMultiVectorLoss([(1, 1, 1.0), (4, 8, 1.0)], 0.09, 4, 8, True)
+    for side in ("query", "positive", "negative"):  # as MetaEmbedModule.on_before_batch_transfer does
+        batch[side]["position_ids"] = model.positions(**batch[side])
+    index = batch["negative_index"]
+    rows = source_rows(batch["sources"], index)
     with counting_host_syncs() as counts:
-        groups = _source_ids(batch["sources"], model.device)
-        query, query_mask = model("query", **batch["query"], groups=groups)
-        positive, positive_mask = model("candidate", **batch["positive"], groups=groups)
-        index = batch["negative_index"]
-        negative, negative_mask = negatives_per_query(*model("candidate", **batch["negative"], groups=groups[index]),
+        query, query_mask = model("query", **batch["query"], groups=rows["pairs"])
+        positive, positive_mask = model("candidate", **batch["positive"], groups=rows["pairs"])
+        negative, negative_mask = negatives_per_query(*model("candidate", **batch["negative"], groups=rows["negatives"]),
                                                       index, query.shape[0])
         output = loss_fn(query, positive, negative, query_mask, positive_mask, negative_mask)
         (output.loss + model.pop_offset_penalty()).backward()

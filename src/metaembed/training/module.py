@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
+from collections.abc import Mapping
 
 import lightning as L
 import torch
@@ -114,22 +115,33 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
 
     # ---- training ---------------------------------------------------------------------------
 
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Rotary positions computed while the inputs are still on the host: transformers reads each
+        row's token types there, which on a GPU would stall the step once per row."""
+        for key, inputs in batch.items():
+            for chunk in inputs if isinstance(inputs, list) else [inputs]:
+                if isinstance(chunk, Mapping) and "input_ids" in chunk:
+                    chunk["position_ids"] = self.model.positions(**chunk)
+        if "sources" in batch:  # likewise the rows of each data source, for centering
+            batch["source_rows"] = source_rows(batch["sources"], batch["negative_index"])
+        return batch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        groups = _source_ids(batch["sources"], self.device)
+        rows, index = batch["source_rows"], batch["negative_index"]
         sides = {name: (role, batch[name]) for name, role in ROLES.items() if batch.get(name) is not None}
         if self.train_params.grad_cache_chunk:
-            return self._cached_step(sides, lambda states: self._objective(states, groups, batch["negative_index"]))
+            return self._cached_step(sides, lambda states: self._objective(states, rows, index))
         states = {name: self.model.states(role, **inputs) for name, (role, inputs) in sides.items()}
-        return self._objective(states, groups, batch["negative_index"])
+        return self._objective(states, rows, index)
 
-    def _objective(self, states: dict, groups: torch.Tensor, negative_index: torch.Tensor) -> torch.Tensor:
-        """The loss from every side's pooled states: the model's head (batch centering), the MMR loss
-        and the offset penalty; logs the step and watches for collapse."""
-        query, query_mask = self.model.head("query", *states["query"], groups=groups)
-        positive, positive_mask = self.model.head("candidate", *states["positive"], groups=groups)
+    def _objective(self, states: dict, rows: dict, negative_index: torch.Tensor) -> torch.Tensor:
+        """The loss from every side's pooled states: the model's head (centering per source, `rows`
+        from `source_rows`), the MMR loss and the offset penalty; logs the step and watches for collapse."""
+        query, query_mask = self.model.head("query", *states["query"], groups=rows["pairs"])
+        positive, positive_mask = self.model.head("candidate", *states["positive"], groups=rows["pairs"])
         negative = negative_mask = None
         if "negative" in states:
-            found, found_mask = self.model.head("candidate", *states["negative"], groups=groups[negative_index])
+            found, found_mask = self.model.head("candidate", *states["negative"], groups=rows["negatives"])
             negative, negative_mask = negatives_per_query(found, found_mask, negative_index, query.shape[0])
         if self.model.params.pooling == "tokens":
             positive, positive_mask, negative, negative_mask = _pad_candidates(positive, positive_mask, negative, negative_mask)
@@ -237,10 +249,17 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
         self._val_outputs.clear()
 
 
-def _source_ids(sources: list[str], device: torch.device) -> torch.Tensor:
-    """One integer per row naming its data source: the groups that training centres apart."""
+def source_rows(sources: list[str], negative_index: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+    """The rows of each data source (the groups training centres apart), in order of first
+    appearance: among the pairs, and among the hard negatives (`negative_index`: their pairs)."""
     ids = {name: index for index, name in enumerate(dict.fromkeys(sources))}
-    return torch.tensor([ids[name] for name in sources], dtype=torch.long, device=device)
+    pair_ids = torch.tensor([ids[name] for name in sources], dtype=torch.long)
+    negative_ids = pair_ids[negative_index.cpu()]
+
+    def rows(group_ids: torch.Tensor) -> list[torch.Tensor]:
+        return [(group_ids == group).nonzero().squeeze(1) for group in group_ids.unique()]
+
+    return {"pairs": rows(pair_ids), "negatives": rows(negative_ids)}
 
 
 def _make_loss(loss: LossParams, num_query: int, num_candidate: int, groups=None) -> MatryoshkaMultiVectorLoss:
