@@ -118,7 +118,7 @@ class MetaEmbedModule(ResumesRandomState, L.LightningModule):
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Rotary positions computed while the inputs are still on the host: transformers reads each
         row's token types there, which on a GPU would stall the step once per row."""
-        for key, inputs in batch.items():
+        for inputs in batch.values():
             for chunk in inputs if isinstance(inputs, list) else [inputs]:
                 if isinstance(chunk, Mapping) and "input_ids" in chunk:
                     chunk["position_ids"] = self.model.positions(**chunk)
