@@ -18,7 +18,7 @@ from metaembed.model import MetaEmbed, ModelParams
 from metaembed.losses import MatryoshkaMultiVectorLoss
 from metaembed.training.sampler import PreparedTrainSet, MixtureBatchSampler
 from metaembed.training.datamodule import negatives_per_query, _TrainCollator
-from metaembed.training.module import _source_ids
+from metaembed.training.module import source_rows
 from metaembed.training.schedule import warmup_cosine
 from metaembed.data.manifests import read_mmeb_eval, load_index
 from metaembed.training.collator import encode_sides
@@ -91,13 +91,13 @@ def evaluate(step):
 
 results, t0, losses = [], time.time(), []
 for step, batch in enumerate(loader):
-    groups = _source_ids(batch["sources"], DEV)
+    rows = source_rows(batch["sources"], batch["negative_index"])
     mv = lambda d: {k: v.to(DEV, non_blocking=True) if torch.is_tensor(v) else v for k, v in d.items()}
-    q, qm = m("query", **mv(batch["query"]), groups=groups); p, pm = m("candidate", **mv(batch["positive"]), groups=groups)
+    q, qm = m("query", **mv(batch["query"]), groups=rows["pairs"]); p, pm = m("candidate", **mv(batch["positive"]), groups=rows["pairs"])
     neg = negm = None
     if batch.get("negative") is not None:
         ni = batch["negative_index"].to(DEV)
-        n_, nm_ = m("candidate", **mv(batch["negative"]), groups=groups[ni]); neg, negm = negatives_per_query(n_, nm_, ni, q.shape[0])
+        n_, nm_ = m("candidate", **mv(batch["negative"]), groups=rows["negatives"]); neg, negm = negatives_per_query(n_, nm_, ni, q.shape[0])
     out = loss_fn(q, p, neg, qm, pm, negm); pen = m.pop_offset_penalty()
     opt.zero_grad(); (out.loss + L["offset_penalty"] * pen).backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), T["grad_clip"]); opt.step(); sched.step()
     losses.append(out.loss.item())
