@@ -107,23 +107,12 @@ class MetaEmbed(nn.Module):
         return self(side, **batch, budget=budget)
 
     def forward(
-        self,
-        side: Side,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        mm_token_type_ids: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        image_grid_thw: torch.Tensor | None = None,
-        budget: int | None = None,
-        groups: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        **_: object,
+        self, side: Side, groups: centering.GroupRows | torch.Tensor | None = None, **inputs: object
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`groups` (training only): an id per row, e.g. its data source; centering then removes
+        """Backbone inputs (with `budget` and `position_ids`, see `states`) -> `(embeddings, mask)`.
+        `groups` (training only): each data source's rows, or an id per row; centering then removes
         each group's own mean and records the groups' offsets for `pop_offset_penalty`."""
-        states, mask = self.states(side, input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw,
-                                   budget, position_ids)
-        return self.head(side, states, mask, groups)
+        return self.head(side, *self.states(side, **inputs), groups)
 
     def states(
         self,
@@ -177,7 +166,7 @@ class MetaEmbed(nn.Module):
         return positions
 
     def head(
-        self, side: Side, states: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor | None = None
+        self, side: Side, states: torch.Tensor, mask: torch.Tensor, groups: centering.GroupRows | torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled states -> unit embeddings: centering, projection, L2 norm. In training, centering
         takes the batch's mean, so this part sees the whole batch at once."""
@@ -239,7 +228,7 @@ class MetaEmbed(nn.Module):
         the spread inside a group (see `centering.offset_penalty`); 0 without two groups."""
         return centering.offset_penalty(self._group_means, self.device)
 
-    def _center(self, side: Side, vectors: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    def _center(self, side: Side, vectors: torch.Tensor, groups: centering.GroupRows | torch.Tensor | None = None) -> torch.Tensor:
         """Remove the shared component of each vector slot (see ModelParams.centering)."""
         if self._calibrating is not None:
             return vectors  # measuring the raw means: nothing to subtract yet
