@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 # dvc.yaml stages call `metaembed`: the venv's tools come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run test bench lock clean ui serve browser dashboard prefect-ui ui-check
+.PHONY: help install run test bench lock clean ui serve browser postgres services services-stop dashboard prefect-ui ui-check
 
 help:
 	@echo "make run    - the main job on the embedded default (the Prefect pipeline flow)"
@@ -31,6 +31,8 @@ help:
 	@echo "make prefect-ui - the Prefect UI over .prefect/ on http://127.0.0.1:4200 (flow runs, artifacts; schedules nothing)"
 	@echo "make dashboard  - optuna-dashboard over the tuning study on http://127.0.0.1:8080"
 	@echo "make ui-check   - every UI page a reviewer opens, checked in headless Chromium; screenshots in docs/ui/"
+	@echo "make services      - PostgreSQL, an MLflow server on it (:5001) and a Prefect server (:4201) on 127.0.0.1, data in .services/"
+	@echo "make services-stop - stop them (data stays in .services/)"
 	@echo "make test   - the test suite"
 	@echo "make bench  - measured benchmarks (scoring roofline)"
 	@echo "make lock   - re-resolve requirements/base.in into requirements/lock.txt"
@@ -68,19 +70,38 @@ dashboard: install
 ui-check: install browser
 	$(BIN)/python -m metaembed.ui_check --out docs/ui
 
-# The UI test renders MLflow's pages in a real headless Chromium (tests/registry/test_ui.py). As root
-# with apt (CI), install Debian's package when it is missing (about 15 s); otherwise say how. In CI a
-# missing browser fails that test with this reason; elsewhere it skips the browser checks.
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || \
-	    echo "could not install chromium with apt-get: the UI test cannot render pages"; \
-	  else echo "no chromium: install it (apt-get install chromium) for the UI test's browser checks"; fi; }
+# Debian package $(1), installed with apt-get when we are root (CI) and it is missing; otherwise
+# a line saying how ($(2): what it is for). No commas in the arguments: $(call) splits on them.
+define apt_install
+if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+  export DEBIAN_FRONTEND=noninteractive; \
+  apt-get install -y -q --no-install-recommends $(1) >/dev/null 2>&1 || \
+  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(1) >/dev/null 2>&1; } || \
+  echo "could not install $(1) with apt-get: $(2) cannot work"; \
+else echo "no $(1): install it (apt-get install $(1)) for $(2)"; fi
+endef
 
-test: install browser
+# The UI tests render pages in a real headless Chromium (about 15 s to install). In CI a missing
+# browser fails those tests with this reason; elsewhere they skip the browser checks.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 || \
+	  { $(call apt_install,chromium,the UI tests' browser checks); }
+
+# PostgreSQL's server binaries for `make services` and the tests of the team paths (tests/services,
+# tests/tracking/test_server.py, ...); METAEMBED_PG_BIN names another build.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || \
+	  [ -n "$$METAEMBED_PG_BIN" ] || { $(call apt_install,postgresql,the team services and their tests); }
+
+# Ports: METAEMBED_PG_PORT, METAEMBED_MLFLOW_PORT, METAEMBED_PREFECT_PORT; then
+# eval "$$(.venv/bin/metaembed services env)" points a shell (and `make run`) at them.
+services: install postgres
+	$(BIN)/metaembed services start
+
+services-stop: install
+	$(BIN)/metaembed services stop
+
+test: install browser postgres
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -216,3 +216,59 @@ def vidore_sample() -> Path:
         pytest.skip(f"../shared is absent ({SHARED.resolve()}): the real ViDoRe sample cannot be read")
     assert folder.is_dir(), f"../shared exists but {folder} does not"
     return folder
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _services_in(folder: Path, **environ: str):
+    from metaembed.services import settings
+
+    ports = {"METAEMBED_PG_PORT": str(_free_port()), "METAEMBED_MLFLOW_PORT": str(_free_port()),
+             "METAEMBED_PREFECT_PORT": str(_free_port())}
+    return settings.load(folder, {**ports, **environ})
+
+
+@pytest.fixture(scope="session", name="services_in")
+def services_in_fixture():
+    """services_in(folder, **environ): service settings of a stack of its own, on free loopback ports."""
+    return _services_in
+
+
+@pytest.fixture(scope="session")
+def services_root():
+    """Under /tmp, not pytest's private tmp root: PostgreSQL runs as the `postgres` user when we are root."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="metaembed-services-"))
+    folder.chmod(0o755)  # only traversed; the secrets inside are 0600
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services(services_root):
+    """The real team stack (PostgreSQL, MLflow server on it, Prefect server), started once per session.
+    A stack that cannot start fails the tests that need it, with the reason; it never skips them."""
+    from unittest import mock
+
+    from metaembed.services import settings, stack
+
+    running = _services_in(services_root / "stack")
+    # One MLflow worker starts (and restarts) faster; a scheduler loop of 1 s lets a test see scheduled runs.
+    quick = {"METAEMBED_MLFLOW_WORKERS": "1", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
+             "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": ""}
+    try:
+        with mock.patch.dict(os.environ, quick):
+            stack.start_all(running)
+    except (settings.ServicesError, OSError) as error:
+        stack.stop_all(running)
+        pytest.fail(f"the services did not start: {error}")
+    yield running
+    stack.stop_all(running)

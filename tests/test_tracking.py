@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +20,6 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from pydantic import BaseModel
 
 from metaembed.config import ParamsError, section
-from metaembed.orchestration.server import stop_server
 from metaembed.tracking import (
     TrackingError,
     TrackingParams,
@@ -309,26 +306,6 @@ def test_run_tags_names_a_dvc_file_without_md5(tmp_path):
 # --- the same logging through a tracking server -----------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
 def search_runs_over_rest(url: str, experiment_id: str, run_name: str) -> list[dict]:
     body = json.dumps({"experiment_ids": [experiment_id], "filter": f"attributes.run_name = '{run_name}'"})
     request = urllib.request.Request(
@@ -342,31 +319,26 @@ def search_runs_over_rest(url: str, experiment_id: str, run_name: str) -> list[d
 
 
 @pytest.mark.slow
-def test_logging_through_a_tracking_server(tmp_path, monkeypatch):
-    port, log = free_port(), tmp_path / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path}/srv.db",
-               "--artifacts-destination", str(tmp_path / "art")]  # fmt: skip
-    with log.open("w") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_healthy(url, server, log)
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        # root=tmp_path: should the override ever be ignored, the sqlite default lands in tmp.
-        params = TrackingParams(experiment="metaembed-server", system_metrics=False)
-        logger = lightning_logger(params, run_name="via-server", tags={"data.hash": "d1"}, root=tmp_path)
-        train_three_steps(logger, tmp_path)
-        plot_loss_curve(logger.run_id, path=tmp_path / "loss_curve.png")
+def test_logging_through_a_tracking_server(services, tmp_path, monkeypatch):
+    """The team server of `metaembed services` (PostgreSQL, artifacts served into its own folder)."""
+    url = services.tracking_uri
+    # Other tests in this process may have derived this URI from a params file: forget that, so the
+    # variable reads as the user's override again.
+    monkeypatch.setattr("metaembed.tracking.store._derived_from_params", set())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    # root=tmp_path: should the override ever be ignored, the sqlite default lands in tmp.
+    params = TrackingParams(experiment="metaembed-server", system_metrics=False)
+    logger = lightning_logger(params, run_name="via-server", tags={"data.hash": "d1"}, root=tmp_path)
+    train_three_steps(logger, tmp_path)
+    plot_loss_curve(logger.run_id, path=tmp_path / "loss_curve.png")
 
-        [run] = search_runs_over_rest(url, configure(params, root=tmp_path), "via-server")
-        assert run["info"]["run_id"] == logger.run_id
-        assert run["info"]["status"] == "FINISHED"
-        assert {"key": "train.lr", "value": "0.0001"} in run["data"]["params"]
-        assert {"key": "data.hash", "value": "d1"} in run["data"]["tags"]
-        assert len(MlflowClient(url).get_metric_history(logger.run_id, "train/loss")) == 3
-        # Artifacts were uploaded through the server into its destination, not written locally.
-        assert [p.name for p in (tmp_path / "art").rglob("loss_curve.png")] == ["loss_curve.png"]
-        assert not (tmp_path / "mlflow.db").exists()
-    finally:
-        stop_server(server)
+    [run] = search_runs_over_rest(url, configure(params, root=tmp_path), "via-server")
+    assert run["info"]["run_id"] == logger.run_id
+    assert run["info"]["status"] == "FINISHED"
+    assert {"key": "train.lr", "value": "0.0001"} in run["data"]["params"]
+    assert {"key": "data.hash", "value": "d1"} in run["data"]["tags"]
+    assert len(MlflowClient(url).get_metric_history(logger.run_id, "train/loss")) == 3
+    # Artifacts were uploaded through the server into its destination, not written locally.
+    stored = services.root / "mlartifacts" / run["info"]["experiment_id"] / logger.run_id
+    assert [p.name for p in stored.rglob("loss_curve.png")] == ["loss_curve.png"]
+    assert not (tmp_path / "mlflow.db").exists()

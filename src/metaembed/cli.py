@@ -53,6 +53,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "open the MLflow UI on 127.0.0.1 over the project's tracking store and registry"),
     (("dashboard",), "metaembed.commands.dashboard",
      "open optuna-dashboard on 127.0.0.1 over the tuning studies (history, importances, Pareto front)"),
+    (("services",), "metaembed.commands.services",
+     "PostgreSQL, an MLflow server on it and a Prefect server on 127.0.0.1 (start | stop | status | env)"),
     (("tune",), "metaembed.commands.tune",
      "Optuna study over the nested group sizes, temperature and lr; trials nested in MLflow; best as a patch"),
     (("index", "stage"), "metaembed.commands.index_stage",

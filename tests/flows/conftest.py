@@ -1,4 +1,4 @@
-"""A Prefect server on a free 127.0.0.1 port for the session, the flows, and a project.
+"""The team Prefect server of `metaembed services` (PostgreSQL behind it) for the session, the flows, and a project.
 
 The registry tests' project fixtures (a tiny saved model, an MLflow store, stage outputs) are
 reused: the flow registers and gates for real; only the DVC stages are replaced where a test says so.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import runpy
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -39,29 +38,10 @@ saved_models, store_dir, project, sweep_stage, budget_table_fixture, index_stage
 STAGES = ["prepare", "train", "evaluate", "sweep", "index"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> str:
-    """`prefect server start` on 127.0.0.1 (API and scheduler; no UI), stopped after the session."""
-    from metaembed.orchestration.server import start_server, stop_server
-
-    home = tmp_path_factory.mktemp("prefect-server")
-    env = {
-        "PREFECT_HOME": str(home),
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
-        "PREFECT_API_URL": "",  # the server must not think it is someone else's client
-    }
-    port = free_port()
-    server = start_server(port, env=env, log=home / "server.log")
-    yield f"http://127.0.0.1:{port}/api"
-    stop_server(server)
+def prefect_server(services) -> str:
+    """The team Prefect server of `metaembed services` (PostgreSQL behind it, scheduler every second)."""
+    return services.prefect_api_url
 
 
 @pytest.fixture(scope="session")

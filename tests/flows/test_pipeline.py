@@ -175,6 +175,17 @@ def test_a_transient_failure_is_retried(flow_project, prefect_api, run):
 
     assert state.is_completed(), state.message
     assert recorder.calls == ["data ensure", "prepare", "prepare", "train", "evaluate", "sweep", "index"]
+    # The team Prefect server records the retry: two runs of the task, with the wait between them.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        [task_run] = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["dvc repro prepare"])))
+        history = [past.name for past in client.read_task_run_states(task_run.id)]
+    assert task_run.run_count == 2 and task_run.state.is_completed()
+    assert "AwaitingRetry" in history, history
 
 
 def test_a_stage_missing_from_dvc_yaml_stops_the_flow_before_anything_runs(flow_project, prefect_api, run):

@@ -201,13 +201,24 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path, store_dir, saved_models, budget_table, index_stage, monkeypatch) -> Project:
+    yield from _project(tmp_path, f"sqlite:///{store_dir}/mlflow.db", str(store_dir / "mlartifacts"), saved_models,
+                        budget_table, index_stage, monkeypatch)
+
+
+@pytest.fixture
+def server_project(tmp_path, services, saved_models, budget_table, index_stage, monkeypatch) -> Project:
+    """The same project on the team MLflow server of `metaembed services` (PostgreSQL behind it)."""
+    yield from _project(tmp_path, services.tracking_uri, "mlartifacts", saved_models, budget_table, index_stage,
+                        monkeypatch)
+
+
+def _project(tmp_path, uri, artifacts, saved_models, budget_table, index_stage, monkeypatch):
     # A developer's MLFLOW_TRACKING_URI must not receive test models; the repo's mlflow.db neither.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     name = f"metaembed-{uuid.uuid4().hex[:8]}"
-    uri = f"sqlite:///{store_dir}/mlflow.db"
     path = project_params(tmp_path / "params.yaml", {
-        "tracking": {"tracking_uri": uri, "artifact_location": str(store_dir / "mlartifacts"),
+        "tracking": {"tracking_uri": uri, "artifact_location": artifacts,
                      "experiment": "metaembed-registry-tests", "system_metrics": False},
         "train": {"output_dir": "artifacts/model", "report_dir": "artifacts/train"},
         "registry": {"model_name": name},

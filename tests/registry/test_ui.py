@@ -129,18 +129,13 @@ def keep_screenshots(folder: Path, *names: str) -> None:
 
 
 def render(page: str, screenshot: Path, blank_ok: bool = False) -> str:
-    """The page's text after its scripts ran, in headless Chromium, and a screenshot of it."""
-    from PIL import Image
+    """The page's text after its scripts ran, and a screenshot of it: one headless Chromium run (the
+    same as `make ui-check`'s)."""
+    from metaembed.ui_check.browser import render as chromium_render
 
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,900",
-             "--virtual-time-budget=20000"]
-    subprocess.run([*flags, f"--screenshot={screenshot}", page], check=True, capture_output=True, timeout=120)
-    with Image.open(screenshot) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
-        assert image.size == (1400, 900)
-    assert blank_ok or colours is None or len(colours) > 50, f"{page} rendered blank"
-    dom = subprocess.run([*flags, "--dump-dom", page], check=True, capture_output=True, timeout=120, text=True).stdout
-    return re.sub(r"<[^>]+>", " ", dom)
+    rendered = chromium_render(CHROMIUM, page, screenshot, height=900)
+    assert blank_ok or not rendered.blank, f"{page} rendered blank"
+    return rendered.text
 
 
 @pytest.fixture

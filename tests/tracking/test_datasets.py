@@ -72,3 +72,34 @@ def test_the_training_logger_logs_the_input_when_it_creates_the_run(tracking, da
     assert resumed.run_id == logger.run_id and len(inputs_of(tracking, logger.run_id)) == 1
     plain = lightning_logger(tracking, run_name="train", tags=data_tags, root=tmp_path)
     assert inputs_of(tracking, plain.run_id) == []
+
+
+class _RacingClient:
+    """A client whose first log_inputs loses the insert race on a team server (as seen with 4 trainings
+    at once against MLflow on PostgreSQL: psycopg2's UniqueViolation on "dataset_pk")."""
+
+    def __init__(self, message: str):
+        self.message, self.calls = message, 0
+
+    def log_inputs(self, run_id, datasets):
+        from mlflow.exceptions import MlflowException
+
+        self.calls += 1
+        if self.calls == 1:
+            raise MlflowException(self.message)
+
+
+def test_a_dataset_logged_by_two_runs_at_once_is_linked_on_a_second_try(data_tags):
+    client = _RacingClient('BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique '
+                           'constraint "dataset_pk"')
+    assert log_prepared_input(client, "run", data_tags, TRAINING) is True
+    assert client.calls == 2
+
+
+def test_other_dataset_errors_are_not_retried(data_tags):
+    from mlflow.exceptions import MlflowException
+
+    client = _RacingClient("RESOURCE_DOES_NOT_EXIST: run 'run' not found")
+    with pytest.raises(MlflowException, match="not found"):
+        log_prepared_input(client, "run", data_tags, TRAINING)
+    assert client.calls == 1

@@ -116,13 +116,14 @@ def test_a_misspelt_scheme_names_the_setting_and_the_closest_scheme(tmp_path, ur
     assert "hunter2" not in shown(error)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is not None, reason="the postgres driver is installed")
 def test_a_database_uri_without_its_driver_says_what_to_install(tmp_path):
-    error, _ = failure(TrackingParams(tracking_uri="postgresql://bob:hunter2@127.0.0.1:1/mlflow"), tmp_path)
+    # psycopg2 is installed (the team services run PostgreSQL); MySQL's driver is not.
+    assert importlib.util.find_spec("MySQLdb") is None
+    error, _ = failure(TrackingParams(tracking_uri="mysql://bob:hunter2@127.0.0.1:1/mlflow"), tmp_path)
 
     assert isinstance(error, TrackingError)
-    assert "needs the Python module 'psycopg2'" in str(error)
-    assert "postgresql://bob:***@127.0.0.1:1/mlflow" in str(error)
+    assert "needs the Python module 'MySQLdb'" in str(error)
+    assert "mysql://bob:***@127.0.0.1:1/mlflow" in str(error)
     assert "hunter2" not in shown(error)
 
 

@@ -89,3 +89,12 @@ def test_sample_suite_keeps_positive_and_twins_within_k():
         assert q.candidates == (f"{q.query.replace('q', 'c')}_0", *[f"c{q.row}_{i}" for i in (7, 3, 9, 1)])
         assert [q.candidates[i] for i in q.twin_indices] == [f"c{q.row}_{i}" for i in (7, 3, 9)]
     assert sample_suite(suite, "mmeb_p_at_1", None, None).mmeb[0].queries == queries
+
+
+def test_a_trial_killed_while_sampling_has_incomplete_params_and_is_not_decoded():
+    from metaembed.tuning.space import is_complete
+
+    sampled = {"num_groups": 2, "q0": 0, "c0": 1, "w0": 0.5, "temperature": 0.1, "lr": 1e-3}
+    assert is_complete(sampled)
+    assert not is_complete({k: v for k, v in sampled.items() if k != "w0"})
+    assert not is_complete({})

@@ -33,6 +33,14 @@ StageRuns = _pipeline_tests.StageRuns
 MULTI_STUDY = "ui-multi"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture
 def flown(flow_project, pipeline_flow, monkeypatch):
     """flow_project after `make run`'s flow on a Prefect server whose database is <project>/.prefect."""
@@ -48,7 +56,7 @@ def flown(flow_project, pipeline_flow, monkeypatch):
     monkeypatch.setattr(stages, "run_command", recorder)
     home = flow_project.root / ".prefect"
     home.mkdir()
-    port = _flows.free_port()
+    port = _free_port()
     server = start_server(port, env={"PREFECT_HOME": str(home), "PREFECT_API_URL": "", "PREFECT_UI_ENABLED": "false"},
                           log=flow_project.root / "prefect-run.log")
     try:

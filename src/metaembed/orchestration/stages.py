@@ -18,7 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from metaembed.tracking.redact import redact_credentials
 
 TAIL_LINES = 40
-RAN, SKIPPED = "ran", "skipped (unchanged)"  # a DVC stage's outcome
+# A DVC stage's outcome: run, already up to date here, or unchanged and fetched from the DVC remote.
+RAN, SKIPPED, PULLED = "ran", "skipped (unchanged)", "pulled (unchanged)"
 # Failures worth another try: another process holds a lock, or a network store hiccuped. Anything
 # else (bad params, a bug, a diverged training) fails the same way again, so it stops the flow.
 TRANSIENT_MARKERS = ("database is locked", "Unable to acquire lock", "Connection refused", "Connection reset",
@@ -115,8 +116,17 @@ def ensure_data(root: str, params: str, parent_run_id: str | None = None) -> str
 
 @task(name="dvc-stage", task_run_name="dvc repro {stage}", cache_policy=NO_CACHE)
 def dvc_stage(stage: str, root: str, parent_run_id: str | None = None) -> str:
-    output = run_command([sys.executable, "-m", "dvc", "repro", stage], Path(root), stage, parent_env(parent_run_id))
-    outcome = SKIPPED if f"Stage '{stage}' didn't change, skipping" in output else RAN
+    from metaembed.data.dvc_sync import DvcRunner, has_remote
+
+    # With a remote, an unchanged stage whose outputs are missing here (a fresh clone) is pulled
+    # from it, as `dvc push` left them, instead of being rebuilt.
+    pull = ["--pull"] if has_remote(DvcRunner(Path(root))) else []
+    output = run_command([sys.executable, "-m", "dvc", "repro", *pull, stage], Path(root), stage,
+                         parent_env(parent_run_id))
+    if f"Running stage '{stage}'" in output:
+        outcome = RAN
+    else:
+        outcome = PULLED if f"Pulling data for stage: '{stage}'" in output else SKIPPED
     # A log line of the task run (the flow logs prints): the Prefect UI's flow run page shows each
     # stage's outcome beside its task, where a skipped and a run stage both read "Completed".
     print(f"stage {stage}: {outcome}")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE
@@ -44,5 +45,17 @@ def log_prepared_input(client: MlflowClient, run_id: str, tags: Mapping[str, str
     found = prepared_input(tags, context)
     if found is None:
         return False
-    client.log_inputs(run_id, datasets=[found])
+    try:
+        client.log_inputs(run_id, datasets=[found])
+    except MlflowException as error:
+        # Runs that log the same new dataset at once race on its row in a team server's database:
+        # the loser's insert hits the unique key. The dataset exists now, so a second try links it.
+        if not _duplicate_key(error):
+            raise
+        client.log_inputs(run_id, datasets=[found])
     return True
+
+
+def _duplicate_key(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(words in text for words in ("duplicate key", "unique constraint", "duplicate entry"))

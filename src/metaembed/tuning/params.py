@@ -56,6 +56,10 @@ class TuneParams(_Strict):
     # null: a journal file <out_dir>/<study_name>.journal (one machine, many processes);
     # an RDB URL (sqlite:///..., postgresql://user@host/db) for workers on many machines.
     storage: str | None = None
+    # RDB storage only: a worker beats every heartbeat_interval_s; a RUNNING trial silent for
+    # heartbeat_grace_s is marked FAILED (its worker died) and retried once by the next worker.
+    heartbeat_interval_s: int = Field(60, gt=0)
+    heartbeat_grace_s: int = Field(300, gt=0)
     # single: maximise the mean quality over `budgets` (area under the quality-vs-budget curve);
     # multi: maximise quality at the smallest and at the largest budget; reports the Pareto front.
     mode: Literal["single", "multi"] = "single"

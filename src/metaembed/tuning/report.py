@@ -74,7 +74,7 @@ def _trial_row(trial, ladder) -> dict[str, Any]:
     row = {"number": trial.number, "state": trial.state.name, "values": trial.values,
            "source": trial.user_attrs.get("source", "sampled"), "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
            "quality": trial.user_attrs.get("quality")}
-    if trial.params:
+    if space.is_complete(trial.params):
         row["config"] = space.decode(trial.params, ladder)
     if trial.datetime_start and trial.datetime_complete:
         row["seconds"] = round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)

@@ -88,6 +88,13 @@ def encode(groups, temperature: float, lr: float, space: SpaceParams, ladder: La
     return params | {"temperature": float(temperature), "lr": float(lr)}
 
 
+def is_complete(params: dict[str, Any]) -> bool:
+    """Every param decode() reads was sampled (a worker killed while sampling leaves some unset)."""
+    smaller = range(params.get("num_groups", 0) - 1)
+    needed = {"num_groups", "temperature", "lr"} | {f"{k}{i}" for i in smaller for k in "qcw"}
+    return needed <= params.keys()
+
+
 def decode(params: dict[str, Any], ladder: Ladders) -> dict[str, Any]:
     """A finished trial's params back into {"groups", "temperature", "lr"}."""
     groups = [[ladder.query[params[f"q{i}"]], ladder.candidate[params[f"c{i}"]], params[f"w{i}"]]

@@ -54,7 +54,7 @@ def open_storage(tune: TuneParams, root: str | Path = "."):
     if "://" in url:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice since 2.x
-            return RDBStorage(url, heartbeat_interval=60, grace_period=300,
+            return RDBStorage(url, heartbeat_interval=tune.heartbeat_interval_s, grace_period=tune.heartbeat_grace_s,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
