@@ -69,19 +69,21 @@ def tune_rate(storage: str, workers: int, trials: int, steps: int, queries: int,
     params["tune"] |= {"study_name": study, "storage": storage, "out_dir": str(scratch / "tune"),
                        "pruning": {"enabled": False, "startup_trials": 2, "warmup_steps": 0},
                        "eval_queries_per_subset": queries,
-                       "train": {"max_steps": steps, "val_every_n_steps": steps, "checkpoint_every_n_steps": steps}}
+                       "train": {"max_steps": steps, "warmup_steps": steps // 4, "val_every_n_steps": steps,
+                                 "checkpoint_every_n_steps": steps}}
     path = scratch / f"params-{study}.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     each = [trials // workers + (k < trials % workers) for k in range(workers)]
     began = time.perf_counter()
+    logs = [scratch / f"{study}-worker{k}.log" for k in range(workers)]
     processes = [subprocess.Popen([sys.executable, "-m", "metaembed.cli", "tune", "--params", str(path),
-                                   "--trials", str(n), "--worker", str(k)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   "--trials", str(n), "--worker", str(k)], cwd=ROOT, stdout=log.open("w"),
                                   stderr=subprocess.STDOUT, env=os.environ | {"OMP_NUM_THREADS": str(max(1, 2 // workers))})
-                 for k, n in enumerate(each)]
+                 for k, (n, log) in enumerate(zip(each, logs))]
     codes = [process.wait() for process in processes]
     wall = time.perf_counter() - began
     if any(codes):
-        raise SystemExit(f"a tune worker failed ({codes}); rerun one by hand: metaembed tune --params {path} --trials 1")
+        raise SystemExit(f"a tune worker failed (exit codes {codes}); see {', '.join(map(str, logs))}")
     import optuna
 
     states = [t.state.name for t in optuna.load_study(study_name=study, storage=storage).trials]
@@ -115,7 +117,7 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--calls", type=int, default=300, help="log_metric requests per writer")
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--queries", type=int, default=10)
     args = parser.parse_args()
     from metaembed.services import settings
