@@ -78,7 +78,7 @@ def tune_rate(storage: str, workers: int, trials: int, steps: int, queries: int,
     logs = [scratch / f"{study}-worker{k}.log" for k in range(workers)]
     processes = [subprocess.Popen([sys.executable, "-m", "metaembed.cli", "tune", "--params", str(path),
                                    "--trials", str(n), "--worker", str(k)], cwd=ROOT, stdout=log.open("w"),
-                                  stderr=subprocess.STDOUT, env=os.environ | {"OMP_NUM_THREADS": str(max(1, 2 // workers))})
+                                  stderr=subprocess.STDOUT, env=os.environ | {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))})
                  for k, (n, log) in enumerate(zip(each, logs))]
     codes = [process.wait() for process in processes]
     wall = time.perf_counter() - began

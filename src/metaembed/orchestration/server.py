@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from metaembed.services.processes import stop_group
 
 HOST = "127.0.0.1"
 
@@ -48,11 +49,4 @@ def check_scheduler_can_run() -> None:
 
 def stop_server(server: subprocess.Popen) -> None:
     # The server runs uvicorn (and services) as children: signal the group we started.
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    stop_group(server.pid)
