@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 # dvc.yaml stages call `metaembed`: the venv's tools come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run test bench lock clean ui serve browser postgres services services-stop dashboard prefect-ui ui-check
+.PHONY: help install run test bench lock clean ui serve browser postgres services services-stop deploy worker dashboard prefect-ui ui-check
 
 help:
 	@echo "make run    - the main job on the embedded default (the Prefect pipeline flow)"
@@ -33,6 +33,8 @@ help:
 	@echo "make ui-check   - every UI page a reviewer opens, checked in headless Chromium; screenshots in docs/ui/"
 	@echo "make services      - PostgreSQL, an MLflow server on it (:5001) and a Prefect server (:4201) on 127.0.0.1, data in .services/"
 	@echo "make services-stop - stop them (data stays in .services/)"
+	@echo "make deploy - the pipeline, tune-worker and baselines-run deployments in the services' Prefect work pool 'metaembed'"
+	@echo "make worker - a Prefect process worker of that pool on this machine (runs deployed flow runs)"
 	@echo "make test   - the test suite"
 	@echo "make bench  - measured benchmarks (scoring roofline)"
 	@echo "make lock   - re-resolve requirements/base.in into requirements/lock.txt"
@@ -100,6 +102,15 @@ services: install postgres
 
 services-stop: install
 	$(BIN)/metaembed services stop
+
+# Against the services of `make services` unless PREFECT_API_URL (and MLFLOW_TRACKING_URI) name others.
+SERVICES_ENV = [ -n "$$PREFECT_API_URL" ] || eval "$$($(BIN)/metaembed services env)";
+
+deploy: install
+	@$(SERVICES_ENV) $(BIN)/python flows/deploy.py
+
+worker: install
+	@$(SERVICES_ENV) $(BIN)/prefect worker start --pool metaembed --type process
 
 test: install browser postgres
 	$(BIN)/python -m pytest -q

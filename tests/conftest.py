@@ -5,6 +5,8 @@ with a params writer that trains on it in seconds."""
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
 
 # The suite never touches a network: set before transformers/mlflow/prefect are imported.
 for _key, _value in {
@@ -189,6 +191,35 @@ def write_params(tmp_path, prepared_dir, backbone_params):
     return write
 
 
+@pytest.fixture
+def baselines_params(tmp_path, backbone_params) -> Path:
+    """A params.yaml whose `metaembed baselines` trains and evaluates every variant in seconds (tiny data in tmp_path)."""
+    from metaembed.data.params import PrepareParams
+    from metaembed.data.prepare import run_prepare
+    from metaembed.synth.generate import generate
+    from metaembed.synth.params import DataParams
+
+    data = DataParams.model_validate({"train": {"rows_per_subset": 8},
+                                      "eval": {"queries_per_subset": 2, "candidates": 6, "twins_per_query": 3},
+                                      "pages": {"train_docs": 2, "eval_docs": 2}})
+    generate(data, tmp_path / "raw", progress=False)
+    run_prepare(tmp_path / "raw", PrepareParams(out_dir=str(tmp_path / "prepared")), progress=False)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["backbone"].update(name_or_path="tiny", cache_dir=backbone_params.cache_dir)
+    params["model"].update(num_query_meta=2, num_candidate_meta=4)
+    params["loss"]["groups"] = [[1, 1, 1.0], [2, 4, 1.0]]
+    params["prepare"]["out_dir"] = str(tmp_path / "prepared")
+    params["train"].update(batch_size=4, sub_batch_size=2, warmup_steps=0, val_every_n_steps=100,
+                           checkpoint_every_n_steps=100, num_threads=1)
+    params["tracking"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                              artifact_location=str(tmp_path / "mlartifacts"), system_metrics=False)
+    params["evaluate"].update(budgets=[[1, 1], [2, 4]], batch_size=32)
+    params["baselines"].update(out_dir=str(tmp_path / "baselines"), results_doc=str(tmp_path / "results.md"))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def small_params(**overrides) -> DataParams:
     base = {"train": {"rows_per_subset": 12}, "eval": {"queries_per_subset": 6, "candidates": 24},
             "pages": {"train_docs": 4, "eval_docs": 4}}
@@ -272,3 +303,56 @@ def services(services_root):
         pytest.fail(f"the services did not start: {error}")
     yield running
     stack.stop_all(running)
+
+
+@dataclass(frozen=True)
+class ProcessWorker:
+    pool: str
+    deployment: str  # the deployments' name: "<flow name>/<deployment>" runs one
+    api_url: str
+
+
+@pytest.fixture(scope="session")
+def process_worker(services, services_root):
+    """flows/deploy.py's work pool and deployments on the services' Prefect server, and one Prefect
+    process worker of that pool (3 flow runs at once), started like `make worker` in its own session."""
+    import runpy
+    import uuid
+    from unittest import mock
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from metaembed.services import processes
+
+    pool, name = f"pool-{uuid.uuid4().hex[:8]}", "test"
+    folder = services_root / pool
+    folder.mkdir()
+    env = os.environ | services.client_env() | {
+        "PREFECT_HOME": str(folder / "prefect-home"), "OMP_NUM_THREADS": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_HEARTBEAT_SECONDS": "5"}
+    with temporary_settings(updates={PREFECT_API_URL: services.prefect_api_url}), \
+            mock.patch.dict(os.environ, {"PREFECT_API_URL": services.prefect_api_url}):
+        runpy.run_path(str(REPO / "flows" / "deploy.py"))["deploy"](name, pool, REPO)
+        worker = processes.launch([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool,
+                                   "--type", "process", "--limit", "3", "--name", f"{pool}-worker"],
+                                  folder / "worker.pid", folder / "worker.log", env)
+        try:
+            _wait_for_worker(get_client, pool, worker, folder / "worker.log")
+            yield ProcessWorker(pool, name, services.prefect_api_url)
+        finally:
+            processes.stop_group(worker.pid)
+
+
+def _wait_for_worker(get_client, pool: str, worker, log: Path, timeout_s: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                pytest.fail(f"the Prefect worker exited ({worker.returncode}):\n{log.read_text()[-3000:]}")
+            if client.read_workers_for_work_pool(pool):
+                return
+            time.sleep(0.5)
+    pytest.fail(f"no worker of pool {pool} registered within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")

@@ -16,38 +16,10 @@ from metaembed.cli import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def tiny_params(tmp_path, backbone_params) -> Path:
-    from metaembed.data.params import PrepareParams
-    from metaembed.data.prepare import run_prepare
-    from metaembed.synth.generate import generate
-    from metaembed.synth.params import DataParams
-
-    data = DataParams.model_validate({"train": {"rows_per_subset": 8},
-                                      "eval": {"queries_per_subset": 2, "candidates": 6, "twins_per_query": 3},
-                                      "pages": {"train_docs": 2, "eval_docs": 2}})
-    generate(data, tmp_path / "raw", progress=False)
-    run_prepare(tmp_path / "raw", PrepareParams(out_dir=str(tmp_path / "prepared")), progress=False)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["backbone"].update(name_or_path="tiny", cache_dir=backbone_params.cache_dir)
-    params["model"].update(num_query_meta=2, num_candidate_meta=4)
-    params["loss"]["groups"] = [[1, 1, 1.0], [2, 4, 1.0]]
-    params["prepare"]["out_dir"] = str(tmp_path / "prepared")
-    params["train"].update(batch_size=4, sub_batch_size=2, warmup_steps=0, val_every_n_steps=100,
-                           checkpoint_every_n_steps=100, num_threads=1)
-    params["tracking"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                              artifact_location=str(tmp_path / "mlartifacts"), system_metrics=False)
-    params["evaluate"].update(budgets=[[1, 1], [2, 4]], batch_size=32)
-    params["baselines"].update(out_dir=str(tmp_path / "baselines"), results_doc=str(tmp_path / "results.md"))
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
 @pytest.mark.slow
-def test_baselines_train_evaluate_aggregate_and_report(tiny_params, tmp_path, capsys, monkeypatch):
+def test_baselines_train_evaluate_aggregate_and_report(baselines_params, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["baselines", "--params", str(tiny_params), "--seeds", "0", "--set", "train.max_steps=2", "--no-progress"]
+    args = ["baselines", "--params", str(baselines_params), "--seeds", "0", "--set", "train.max_steps=2", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
 

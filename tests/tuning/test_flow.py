@@ -1,8 +1,9 @@
-"""flows/tune.py's own logic (the flow itself was run by hand: see docs/tuning.md)."""
+"""flows/tune.py: its own logic, and the workers as flow runs of a deployment on a Prefect work pool."""
 
 import importlib.util
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,91 @@ def test_worker_command_names_the_worker_and_storage(flow_module):
     command = flow_module._command("p.yaml", 3, 1, "sqlite:///o.db")
     assert command[1:] == ["-m", "metaembed.cli", "tune", "--params", "p.yaml", "--trials", "3", "--worker", "1",
                            "--storage", "sqlite:///o.db"]
+
+
+def _tune_process(params_path, worker: int):
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        line = process.info["cmdline"] or []
+        if "metaembed.cli" in line and str(params_path) in line and line[line.index("--worker") + 1] == str(worker):
+            return process
+    return None
+
+
+def _training_trials(study_name, storage, count: int, flow, timeout_s: float = 240):
+    import optuna
+
+    from metaembed.tuning.space import is_complete
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and flow.is_alive():
+        try:
+            trials = optuna.load_study(study_name=study_name, storage=storage).get_trials()
+        except KeyError:  # no worker has created the study yet
+            trials = []
+        running = [t for t in trials if t.state.name == "RUNNING" and is_complete(t.params)]
+        if len(running) >= count:
+            return running
+        time.sleep(0.2)
+    raise AssertionError(f"{count} trials were not training at once within {timeout_s:.0f} s (or the flow ended)")
+
+
+@pytest.mark.slow
+def test_workers_run_as_concurrent_flow_runs_on_a_work_pool_and_a_killed_one_is_retried(
+        flow_module, process_worker, services, tune_params, monkeypatch):
+    import threading
+    import uuid
+
+    import optuna
+    import yaml
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from metaembed.tuning.params import TuneParams
+    from metaembed.tuning.study import open_storage
+
+    monkeypatch.setenv("PGPASSFILE", str(services.pgpass))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", services.tracking_uri)
+    path = tune_params(study_name=f"pool-{uuid.uuid4().hex[:8]}", storage=services.database_url("optuna"),
+                       heartbeat_interval_s=1, heartbeat_grace_s=2)
+    tune = TuneParams.model_validate(yaml.safe_load(path.read_text())["tune"])
+    storage = open_storage(tune, path.parent)
+    deployment = f"metaembed-tune-worker/{process_worker.deployment}"
+
+    states = []
+
+    def run_flow():  # Prefect's settings context does not cross threads
+        with temporary_settings(updates={PREFECT_API_URL: process_worker.api_url}):
+            states.append(flow_module.tune(trials=2, workers=2, params=str(path), root=str(path.parent),
+                                           prepare=False, deployment=deployment, return_state=True))
+
+    flow = threading.Thread(target=run_flow)
+    flow.start()
+    _training_trials(tune.study_name, storage, 2, flow)  # both workers are inside a trial: kill worker 0's
+    _tune_process(path, 0).kill()
+    flow.join(timeout=600)
+    assert states and states[0].is_completed(), states[0].message if states else "the flow did not end"
+
+    with temporary_settings(updates={PREFECT_API_URL: process_worker.api_url}):
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [states[0].state_details.flow_run_id]}),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[process_worker.deployment])))
+            by_worker = {run.parameters["worker"]: run for run in runs}
+            history = [state.name for state in client.read_flow_run_states(by_worker[0].id)]
+
+    # Each worker was a flow run of the deployment, executed by the pool's worker, at the same time.
+    assert sorted(by_worker) == [0, 1] and {run.state.type.value for run in runs} == {"COMPLETED"}
+    assert {run.work_pool_name for run in runs} == {process_worker.pool}
+    first, second = sorted(runs, key=lambda run: run.start_time)
+    assert second.start_time < first.end_time, "the two worker flow runs did not overlap"
+    # The killed worker's flow run was retried by Prefect, and its trial by the study.
+    assert by_worker[0].run_count == 2 and "AwaitingRetry" in history, history
+    assert by_worker[1].run_count == 1
+    trials = optuna.load_study(study_name=tune.study_name, storage=storage).get_trials()
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and sum(t.state.name == "COMPLETE" for t in trials) == 2
+    [retried] = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert retried.params == failed[0].params and retried.state.name == "COMPLETE"

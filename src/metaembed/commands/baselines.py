@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-doc", action="store_true", help="do not touch the results document")
     parser.add_argument("--no-mlflow", action="store_true", help="no MLflow logging (training still tracks its runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--runs-only", action="store_true",
+                        help="train and evaluate the selected runs, no aggregate (one job of a fan-out; "
+                             "a later call without it aggregates every finished run)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
         write_doc=not args.no_doc,
         log_to_mlflow=not args.no_mlflow,
         progress=not args.no_progress,
+        runs_only=args.runs_only,
     )
     summary = run_baselines(options)
+    if args.runs_only:
+        for done in summary["runs"]:
+            print(f"{done['variant']} seed {done['seed']}: done in {done['run_dir']}")
+        return 0
     print(summary["table_markdown"])
     print()
     for line in summary["directions_markdown"]:

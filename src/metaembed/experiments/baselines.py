@@ -48,6 +48,9 @@ class BaselinesOptions:
     write_doc: bool = True
     log_to_mlflow: bool = True
     progress: bool = True
+    # Train and evaluate only, no aggregate: one flow run of a fan-out (flows/baselines.py) does its
+    # variant x seed, and the last, plain call aggregates every finished run.
+    runs_only: bool = False
 
 
 def run_params(base: dict, variant: dict[str, Any], seed: int, run_dir: Path, shared: dict[str, Any]) -> dict:
@@ -91,6 +94,9 @@ def run_baselines(options: BaselinesOptions) -> dict:
             bar.set_postfix_str(f"{name} seed {seed}")
             runs.append(_run_one(name, seed, run_dir, params, options))
             bar.update(1)
+    if options.runs_only:
+        return {"out_dir": str(out), "runs": [{k: r[k] for k in ("variant", "seed", "run_dir", "wall_seconds")}
+                                              for r in runs]}
     rows, chance = aggregate(runs)
     directions = check_directions(rows)
     context = _context(base, options, seeds, runs, tags)
