@@ -44,7 +44,8 @@ def _tune_process(params_path, worker: int):
     return None
 
 
-def _training_trials(study_name, storage, count: int, flow, timeout_s: float = 240):
+def _training_trial(study_name, storage, worker: int, flow, timeout_s: float = 240):
+    """`worker`'s trial once its training starts (every param sampled)."""
     import optuna
 
     from metaembed.tuning.space import is_complete
@@ -55,21 +56,25 @@ def _training_trials(study_name, storage, count: int, flow, timeout_s: float = 2
             trials = optuna.load_study(study_name=study_name, storage=storage).get_trials()
         except KeyError:  # no worker has created the study yet
             trials = []
-        running = [t for t in trials if t.state.name == "RUNNING" and is_complete(t.params)]
-        if len(running) >= count:
-            return running
+        for trial in trials:
+            if trial.state.name == "RUNNING" and trial.user_attrs.get("worker") == worker and is_complete(trial.params):
+                return trial
         time.sleep(0.2)
-    raise AssertionError(f"{count} trials were not training at once within {timeout_s:.0f} s (or the flow ended)")
+    raise AssertionError(f"worker {worker} started no trial within {timeout_s:.0f} s (or the flow ended)")
+
+
+WORKERS = 3
 
 
 @pytest.mark.slow
-def test_workers_run_as_concurrent_flow_runs_on_a_work_pool_and_a_killed_one_is_retried(
+def test_three_workers_run_as_flow_runs_on_a_work_pool_lose_no_trial_and_a_killed_one_is_retried(
         flow_module, process_worker, services, tune_params, monkeypatch):
     import threading
     import uuid
 
     import optuna
     import yaml
+    from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -89,12 +94,12 @@ def test_workers_run_as_concurrent_flow_runs_on_a_work_pool_and_a_killed_one_is_
 
     def run_flow():  # Prefect's settings context does not cross threads
         with temporary_settings(updates={PREFECT_API_URL: process_worker.api_url}):
-            states.append(flow_module.tune(trials=2, workers=2, params=str(path), root=str(path.parent),
+            states.append(flow_module.tune(trials=WORKERS, workers=WORKERS, params=str(path), root=str(path.parent),
                                            prepare=False, deployment=deployment, return_state=True))
 
     flow = threading.Thread(target=run_flow)
     flow.start()
-    _training_trials(tune.study_name, storage, 2, flow)  # both workers are inside a trial: kill worker 0's
+    killed = _training_trial(tune.study_name, storage, 0, flow)
     _tune_process(path, 0).kill()
     flow.join(timeout=600)
     assert states and states[0].is_completed(), states[0].message if states else "the flow did not end"
@@ -107,16 +112,21 @@ def test_workers_run_as_concurrent_flow_runs_on_a_work_pool_and_a_killed_one_is_
             by_worker = {run.parameters["worker"]: run for run in runs}
             history = [state.name for state in client.read_flow_run_states(by_worker[0].id)]
 
-    # Each worker was a flow run of the deployment, executed by the pool's worker, at the same time.
-    assert sorted(by_worker) == [0, 1] and {run.state.type.value for run in runs} == {"COMPLETED"}
+    # Each worker was a flow run of the deployment, executed by the pool's worker, all at the same time.
+    assert sorted(by_worker) == list(range(WORKERS)) and {run.state.type.value for run in runs} == {"COMPLETED"}
     assert {run.work_pool_name for run in runs} == {process_worker.pool}
-    first, second = sorted(runs, key=lambda run: run.start_time)
-    assert second.start_time < first.end_time, "the two worker flow runs did not overlap"
-    # The killed worker's flow run was retried by Prefect, and its trial by the study.
+    assert max(run.start_time for run in runs) < min(run.end_time for run in runs), "the flow runs did not overlap"
+    # The killed worker's flow run was retried by Prefect, and its trial by the study: the killed trial
+    # is FAILED (not left RUNNING), its retry completed with the same params, no trial ran twice.
     assert by_worker[0].run_count == 2 and "AwaitingRetry" in history, history
-    assert by_worker[1].run_count == 1
+    assert [by_worker[k].run_count for k in range(1, WORKERS)] == [1] * (WORKERS - 1)
     trials = optuna.load_study(study_name=tune.study_name, storage=storage).get_trials()
-    failed = [t for t in trials if t.state.name == "FAIL"]
-    assert len(failed) == 1 and sum(t.state.name == "COMPLETE" for t in trials) == 2
-    [retried] = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
-    assert retried.params == failed[0].params and retried.state.name == "COMPLETE"
+    assert {t.number: t.state.name for t in trials} == {
+        killed.number: "FAIL", **{t.number: "COMPLETE" for t in trials if t.number != killed.number}}
+    assert len(trials) == WORKERS + 1
+    [retried] = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried.params == killed.params and retried.user_attrs["worker"] == 0
+    # Each completed trial trained in its own run on the team MLflow server, which finished.
+    client = MlflowClient(services.tracking_uri)
+    finished = {t.user_attrs["mlflow_run_id"] for t in trials if t.state.name == "COMPLETE"}
+    assert len(finished) == WORKERS and {client.get_run(run_id).info.status for run_id in finished} == {"FINISHED"}

@@ -36,6 +36,7 @@ class TrialContext:
     eval_batch_size: int = 64
     progress: bool = False
     extra_callbacks: list = field(default_factory=list)  # tests: e.g. a callback that counts steps
+    worker: int = 0  # `metaembed tune --worker k`: recorded on each trial it runs
 
 
 def trial_params(ctx: TrialContext, config: dict[str, Any], trial_dir: Path) -> dict:
@@ -87,6 +88,7 @@ def run_trial(trial, ctx: TrialContext) -> list[float]:
     from metaembed.training.run import train
     from metaembed.tuning.pruning import OptunaPruning
 
+    trial.set_user_attr("worker", ctx.worker)  # which process ran it, when several share the study
     config = space.suggest(trial, ctx.tune.space, ctx.ladder)
     trial.set_user_attr("groups", config["groups"])
     trial_dir = ctx.study_dir / f"trial_{trial.number:04d}"

@@ -161,7 +161,8 @@ def build_context(options: TuneOptions, base: dict, params: ParamsRoot, tune: Tu
     return TrialContext(base=base, tune=tune, ladder=ladder, budgets=list(tune.budgets or evaluate.budgets),
                         suite=suite, study_dir=Path(options.root) / tune.out_dir / tune.study_name,
                         parent_run_id=parent_run_id, root=Path(options.root), eval_batch_size=evaluate.batch_size,
-                        progress=options.progress, extra_callbacks=list(options.extra_callbacks))
+                        progress=options.progress, extra_callbacks=list(options.extra_callbacks),
+                        worker=options.worker)
 
 
 def run_study(options: TuneOptions) -> dict:
