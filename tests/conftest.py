@@ -331,6 +331,7 @@ def process_worker(services, services_root):
     env = os.environ | services.client_env() | {
         "PREFECT_HOME": str(folder / "prefect-home"), "OMP_NUM_THREADS": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_HEARTBEAT_SECONDS": "5"}
+    # The server only for this set-up: tests after this fixture keep their own Prefect settings.
     with temporary_settings(updates={PREFECT_API_URL: services.prefect_api_url}), \
             mock.patch.dict(os.environ, {"PREFECT_API_URL": services.prefect_api_url}):
         runpy.run_path(str(REPO / "flows" / "deploy.py"))["deploy"](name, pool, REPO)
@@ -339,9 +340,11 @@ def process_worker(services, services_root):
                                   folder / "worker.pid", folder / "worker.log", env)
         try:
             _wait_for_worker(get_client, pool, worker, folder / "worker.log")
-            yield ProcessWorker(pool, name, services.prefect_api_url)
-        finally:
+        except BaseException:
             processes.stop_group(worker.pid)
+            raise
+    yield ProcessWorker(pool, name, services.prefect_api_url)
+    processes.stop_group(worker.pid)
 
 
 def _wait_for_worker(get_client, pool: str, worker, log: Path, timeout_s: float = 60) -> None:

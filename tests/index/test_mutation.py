@@ -82,4 +82,7 @@ def test_adds_past_the_segment_size_start_new_segments_and_search_as_one_build(m
     for first_stage_k in (None, 40):
         scores, ids = grown.search(queries, None, (2, 4), k=20, first_stage_k=first_stage_k)
         expected_scores, expected_ids = whole.search(queries, None, (2, 4), k=20, first_stage_k=first_stage_k)
-        assert ids == expected_ids and torch.equal(scores, expected_scores)
+        # The same rows in the same order; scores up to float rounding: the re-ranked candidates are
+        # scored in batches of another shape, which some CPUs (Intel Xeon, session 13) sum in another order.
+        assert ids == expected_ids
+        torch.testing.assert_close(scores, expected_scores, rtol=0, atol=1e-6)
