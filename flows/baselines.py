@@ -71,7 +71,11 @@ def baselines(variants: list[str] | None = None, seeds: list[int] | None = None,
     jobs = {f"{variant} seed {seed}": {"root": str(base), "params": params_path, "variant": variant, "seed": seed,
                                        "overrides": overrides, "out_dir": out_dir}
             for seed in (seeds or settings.seeds) for variant in (variants or list(settings.variants))}
-    fan_out(jobs, deployment, baselines_job)
+    if deployment:
+        fan_out(jobs, deployment, baselines_job)
+    else:
+        for job in jobs.values():  # two cores hold one training: one after another
+            baselines_job(**job)
     names = ",".join(dict.fromkeys(job["variant"] for job in jobs.values()))
     seed_list = ",".join(dict.fromkeys(str(job["seed"]) for job in jobs.values()))
     table = run_command(command(params_path, overrides, out_dir, write_doc=write_doc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,30 @@ def test_variants_train_as_concurrent_flow_runs_on_a_work_pool_then_aggregate(
         str(tmp_path / "baselines" / "metaembed" / "seed0"), str(tmp_path / "baselines" / "single_vector" / "seed0")}
     assert "single_vector (single vector)" in (tmp_path / "results.md").read_text()
     assert "single_vector (single vector)" in artifact.data
+
+
+def test_without_a_deployment_the_runs_go_one_after_another_then_the_aggregate(prefect_api, monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baselines_flow", REPO / "flows" / "baselines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls, running = [], []
+
+    def run_command(command, cwd, stage):
+        running.append(stage)
+        assert len(running) == 1, f"{running} at once"
+        time.sleep(0.2)  # long enough for a second job to start, were they concurrent
+        calls.append(running.pop())
+        return "| table |"
+
+    monkeypatch.setattr(module, "run_command", run_command)
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+
+    state = module.baselines(variants=["metaembed", "single_vector"], seeds=[0, 1], params=str(params),
+                             root=str(tmp_path), prepare=False, return_state=True)
+    assert state.is_completed(), state.message
+    assert calls == ["baselines metaembed seed 0", "baselines single_vector seed 0", "baselines metaembed seed 1",
+                     "baselines single_vector seed 1", "baselines aggregate"]
+    assert state.result() == "| table |"
