@@ -25,9 +25,8 @@ def maxsim(query: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     return (query @ candidates.transpose(1, 2)).max(dim=-1).values.sum(dim=-1)
 
 
-def probe_subset(subset, queries, candidates) -> dict[str, float]:
-    rows = {side: {key: i for i, key in enumerate(store.keys)} for side, store in
-            (("query", queries), ("candidate", candidates))}
+def probe_subset(subset, queries, candidates, rows: dict[str, dict[str, int]]) -> dict[str, float]:
+    """`rows`: per side, each item key's row in its store."""
     plan = plan_subset(subset, Requests())
     hits_1x1 = hits_full = similarity = 0.0
     for query_key, keys, query in zip(plan.query_keys, plan.candidate_keys, subset.queries):
@@ -53,9 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     suite = load_prepared(args.prepared)
     stores, _ = load_stores(args.embeddings)
+    rows = {side: {key: i for i, key in enumerate(store.keys)} for side, store in stores.items()}
     print(f"{'subset':16s} {'P@1 vs random only (1,1)':>26s} {'(full)':>8s} {'candidate cos':>14s}")
     for subset in suite.mmeb:
-        found = probe_subset(subset, stores["query"], stores["candidate"])
+        found = probe_subset(subset, stores["query"], stores["candidate"], rows)
         print(f"{subset.name:16s} {100 * found['random_only_p_at_1_1x1']:25.1f}% {100 * found['random_only_p_at_1_full']:7.1f}% "
               f"{found['candidate_cosine_1x1']:14.3f}   (1 positive, {found['random_candidates']} random)")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import runpy
 import time
 from pathlib import Path
 
@@ -12,8 +12,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_job_trains_its_run_only_and_the_aggregate_names_every_run():
-    command = runpy.run_path(str(REPO / "flows" / "baselines.py"))["command"]
+@pytest.fixture
+def flow_module():
+    """flows/baselines.py as a module (flows/ is not a package), so a test can patch its globals."""
+    spec = importlib.util.spec_from_file_location("baselines_flow", REPO / "flows" / "baselines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_job_trains_its_run_only_and_the_aggregate_names_every_run(flow_module):
+    command = flow_module.command
     job = command("p.yaml", ["train.max_steps=2"], "out", "single_vector", 1)
     assert job[-7:] == ["--out-dir", "out", "--variants", "single_vector", "--seeds", "1", "--runs-only"]
     assert job[job.index("--set") + 1] == "train.max_steps=2"
@@ -23,14 +32,13 @@ def test_a_job_trains_its_run_only_and_the_aggregate_names_every_run():
 
 @pytest.mark.slow
 def test_variants_train_as_concurrent_flow_runs_on_a_work_pool_then_aggregate(
-        baselines_params, process_worker, services, prefect_api, monkeypatch, tmp_path):
+        flow_module, baselines_params, process_worker, services, prefect_api, monkeypatch, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterKey, DeploymentFilter,
                                                 DeploymentFilterName, FlowRunFilter)
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", services.tracking_uri)  # the workers' store too
-    flows = runpy.run_path(str(REPO / "flows" / "baselines.py"))
-    state = flows["baselines"](variants=["metaembed", "single_vector"], seeds=[0], params=str(baselines_params),
+    state = flow_module.baselines(variants=["metaembed", "single_vector"], seeds=[0], params=str(baselines_params),
                                overrides=["train.max_steps=2"], root=str(tmp_path), prepare=False,
                                deployment=f"metaembed-baselines-run/{process_worker.deployment}", return_state=True)
     assert state.is_completed(), state.message
@@ -58,12 +66,8 @@ def test_variants_train_as_concurrent_flow_runs_on_a_work_pool_then_aggregate(
     assert "single_vector (single vector)" in artifact.data
 
 
-def test_without_a_deployment_the_runs_go_one_after_another_then_the_aggregate(prefect_api, monkeypatch, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("baselines_flow", REPO / "flows" / "baselines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_without_a_deployment_the_runs_go_one_after_another_then_the_aggregate(
+        flow_module, prefect_api, monkeypatch, tmp_path):
     calls, running = [], []
 
     def run_command(command, cwd, stage):
@@ -73,11 +77,11 @@ def test_without_a_deployment_the_runs_go_one_after_another_then_the_aggregate(p
         calls.append(running.pop())
         return "| table |"
 
-    monkeypatch.setattr(module, "run_command", run_command)
+    monkeypatch.setattr(flow_module, "run_command", run_command)
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
 
-    state = module.baselines(variants=["metaembed", "single_vector"], seeds=[0, 1], params=str(params),
+    state = flow_module.baselines(variants=["metaembed", "single_vector"], seeds=[0, 1], params=str(params),
                              root=str(tmp_path), prepare=False, return_state=True)
     assert state.is_completed(), state.message
     assert calls == ["baselines metaembed seed 0", "baselines single_vector seed 0", "baselines metaembed seed 1",

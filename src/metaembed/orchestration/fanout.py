@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
 
 
 class FlowRunFailed(RuntimeError):
@@ -36,7 +37,5 @@ def fan_out(jobs: Mapping[str, dict[str, Any]], deployment: str | None, local: C
         futures = [deployment_run.submit(deployment, parameters, label) for label, parameters in jobs.items()]
     else:
         futures = [local.submit(**parameters) for parameters in jobs.values()]
-    from prefect.futures import wait
-
     wait(futures)  # every job ends before a failure is raised, so none is left running unobserved
     return [future.result() for future in futures]
