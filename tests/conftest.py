@@ -305,6 +305,21 @@ def services(services_root):
     stack.stop_all(running)
 
 
+@pytest.fixture(scope="session", name="load_flow")
+def load_flow_fixture():
+    """load_flow(name): flows/<name>.py as a fresh module (flows/ is not a package), so a test can patch its globals."""
+    return _load_flow
+
+
+def _load_flow(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_flow", REPO / "flows" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass(frozen=True)
 class ProcessWorker:
     pool: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -13,12 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def flow_module():
-    """flows/baselines.py as a module (flows/ is not a package), so a test can patch its globals."""
-    spec = importlib.util.spec_from_file_location("baselines_flow", REPO / "flows" / "baselines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def flow_module(load_flow):
+    return load_flow("baselines")
 
 
 def test_a_job_trains_its_run_only_and_the_aggregate_names_every_run(flow_module):

@@ -1,23 +1,17 @@
 """flows/tune.py: its own logic, and the workers as flow runs of a deployment on a Prefect work pool."""
 
-import importlib.util
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))  # before prefect loads
 
 
 @pytest.fixture(scope="module")
-def flow_module():
-    spec = importlib.util.spec_from_file_location("tune_flow", REPO / "flows" / "tune.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def flow_module(load_flow):
+    return load_flow("tune")
 
 
 def test_split_trials_is_even_and_loses_none(flow_module):
